@@ -1,0 +1,1 @@
+"""Notification dispatcher for the customer self-service portal."""

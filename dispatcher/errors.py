@@ -1,0 +1,116 @@
+"""One base error for everything a user can get wrong; subclasses carry the data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class DispatcherError(Exception):
+    """Base of every error the product reports to a person.
+
+    ``str(error)`` is a single line that says what is wrong and how to fix it,
+    so the CLI and the API can show it as it is.
+    """
+
+
+@dataclass(frozen=True, order=True)
+class FieldError:
+    """One problem with one field, addressed by its dotted path."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class InvalidInput(DispatcherError):
+    """A document or event failed validation; ``errors`` lists every problem."""
+
+    what = "input"
+
+    def __init__(self, errors: Iterable[FieldError], subject: str = "") -> None:
+        self.errors: tuple[FieldError, ...] = tuple(errors)
+        self.subject = subject
+        super().__init__(self.summary())
+
+    def summary(self) -> str:
+        count = len(self.errors)
+        first = str(self.errors[0]) if self.errors else "no details"
+        where = f" {self.subject}" if self.subject else ""
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        return f"invalid {self.what}{where}: {first}{more}"
+
+
+class InvalidDocument(InvalidInput):
+    """A settings document was refused; nothing was saved."""
+
+    what = "settings"
+
+
+class InvalidEvent(InvalidInput):
+    """An event was refused before anything was enqueued or sent."""
+
+    what = "event"
+
+
+class UnknownGroup(DispatcherError):
+    def __init__(self, code: str) -> None:
+        self.code = code
+        super().__init__(
+            f"customer group {code!r} is not set up for the portal; add it first with: "
+            f'dispatcher groups add {code} --name "..."'
+        )
+
+
+class GroupExists(DispatcherError):
+    def __init__(self, code: str) -> None:
+        self.code = code
+        super().__init__(
+            f"customer group {code!r} is already set up; see it with: dispatcher groups show {code}"
+        )
+
+
+class NoSettings(DispatcherError):
+    def __init__(self, code: str) -> None:
+        self.code = code
+        super().__init__(
+            f"customer group {code!r} has no portal e-mail settings yet; save some with: "
+            f"dispatcher settings import {code} FILE"
+        )
+
+
+class UnknownVersion(DispatcherError):
+    def __init__(self, code: str, number: int, latest: int | None) -> None:
+        self.code = code
+        self.number = number
+        hint = f"versions run from 1 to {latest}" if latest else "it has no versions yet"
+        super().__init__(
+            f"customer group {code!r} has no settings version {number}; {hint} "
+            f"(see: dispatcher settings history {code})"
+        )
+
+
+class VersionConflict(DispatcherError):
+    def __init__(self, code: str, expected: int | None, current: int | None) -> None:
+        self.code = code
+        self.expected = expected
+        self.current = current
+        super().__init__(
+            f"settings of {code!r} changed meanwhile (you edited version {expected}, "
+            f"the current one is {current}); reload them and apply your change again"
+        )
+
+
+class SchemaNotReady(DispatcherError):
+    """The database has no schema, or an older one than this code needs."""
+
+
+class TemplateProblem(DispatcherError):
+    """A template could not be compiled or rendered within its limits."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        self.line = line
+        self.detail = message
+        super().__init__(f"line {line}: {message}" if line else message)

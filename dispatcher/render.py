@@ -1,0 +1,94 @@
+"""Rendering: resolved texts and an event context become subject, text and HTML.
+
+The body is written as plain text. The HTML part is derived from the rendered
+text, never rendered from the template itself: every character the author or
+the event supplied is escaped, blank lines become paragraphs, line breaks
+become <br>, and http(s) URLs become links.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from dispatcher.errors import TemplateProblem
+from dispatcher.templating import HTML_ENV, compile_text, render
+from dispatcher.texts import ResolvedText
+
+MAX_SUBJECT_CHARS = 255
+_URL = re.compile(r"https?://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]")
+_LAYOUT = HTML_ENV.from_string(
+    resources.files("dispatcher").joinpath("templates/layout.html").read_text("utf-8")
+)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+    locale: str
+
+
+class RenderFailed(TemplateProblem):
+    """A template failed at render time; ``field`` says which one."""
+
+    def __init__(self, field: str, problem: TemplateProblem) -> None:
+        self.field = field
+        super().__init__(f"{field}: {problem}")
+
+
+def clean_subject(rendered: str) -> str:
+    """Fold the rendered subject onto one line and bound its length."""
+    subject = " ".join(rendered.split())
+    if len(subject) > MAX_SUBJECT_CHARS:
+        subject = subject[: MAX_SUBJECT_CHARS - 1].rstrip() + "…"
+    return subject
+
+
+def _linkify_line(line: str) -> Markup:
+    out: list[str] = []
+    position = 0
+    for match in _URL.finditer(line):
+        out.append(escape(line[position : match.start()]))
+        url = escape(match.group(0))
+        out.append(Markup('<a href="{0}" style="color:#0b5cad;">{0}</a>').format(url))
+        position = match.end()
+    out.append(escape(line[position:]))
+    return Markup("").join(out)
+
+
+def text_to_html(text: str) -> Markup:
+    """Paragraphs and links for the HTML part; everything else is escaped."""
+    paragraphs = [part for part in re.split(r"\n[ \t]*\n", text.strip()) if part.strip()]
+    return Markup("\n").join(
+        Markup('<p style="margin:0 0 1em 0;">{}</p>').format(
+            Markup("<br>\n").join(_linkify_line(line) for line in part.strip("\n").split("\n"))
+        )
+        for part in paragraphs
+    )
+
+
+def render_email(text: ResolvedText, context: Mapping[str, Any]) -> RenderedEmail:
+    """Render one e-mail; raise ``RenderFailed`` naming the failing field."""
+    try:
+        subject = clean_subject(render(compile_text(text.subject), context, locale=text.locale))
+    except TemplateProblem as exc:
+        raise RenderFailed("subject", exc) from None
+    try:
+        body = render(compile_text(text.body), context, locale=text.locale).strip("\n")
+    except TemplateProblem as exc:
+        raise RenderFailed("body", exc) from None
+    group = context.get("group") or {}
+    html = _LAYOUT.render(
+        lang=text.locale,
+        subject=subject,
+        group_name=group.get("name", ""),
+        content=text_to_html(body),
+    )
+    return RenderedEmail(subject=subject, text=body + "\n", html=html, locale=text.locale)
