@@ -175,7 +175,9 @@ def settings_import(code: str, file: str, actor: str | None) -> None:
     raw = load(text, name)
     result = repository.save_settings(code, raw, actor or _default_actor())
     version = result.version
-    if result.created:
+    if result.created and version.number == 1:
+        click.echo(f"saved {code} settings as version 1")
+    elif result.created:
         changed = len(version.changed_fields)
         click.echo(f"saved {code} settings as version {version.number} ({changed} fields changed)")
     else:

@@ -74,7 +74,7 @@ def _message(root: type[BaseModel], error: ErrorDetails, root_label: str) -> tup
         loc = loc[:-1]
     if kind in _TYPE_NAMES:
         return join_path(loc), f"{_TYPE_NAMES[kind]}, not {_describe(error.get('input'))}"
-    if kind == "string_too_long":
+    if kind in {"string_too_long", "too_long"}:
         limit = (error.get("ctx") or {}).get("max_length")
         return join_path(loc), f"is too long; use at most {limit} characters"
     if kind == "string_too_short":

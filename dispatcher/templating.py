@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, nodes, pass_context
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.filters import FILTERS as DEFAULT_FILTERS
-from jinja2.runtime import markup_join
+from jinja2.runtime import Context, markup_join
+from jinja2.utils import _PassArg
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
@@ -176,13 +177,24 @@ def _precheck_filter(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
 
 
 def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    wants = _PassArg.from_obj(func)
+
+    # Marked pass_context so that Jinja's optimizer never runs a filter at
+    # compile time, outside any budget and with the wrong language.
+    @pass_context
     @functools.wraps(func)
-    def bounded(*args: Any, **kwargs: Any) -> Any:
+    def bounded(context: Context, *args: Any, **kwargs: Any) -> Any:
         _tick()
-        # Filters marked pass_context/pass_environment get that object first.
-        offset = 1 if getattr(func, "jinja_pass_arg", None) else 0
-        _precheck_filter(name, args[offset:], kwargs)
-        return _check_size(func(*args, **kwargs), f"the {name} filter's result")
+        _precheck_filter(name, args, kwargs)
+        if wants is _PassArg.context:
+            result = func(context, *args, **kwargs)
+        elif wants is _PassArg.eval_context:
+            result = func(context.eval_ctx, *args, **kwargs)
+        elif wants is _PassArg.environment:
+            result = func(context.environment, *args, **kwargs)
+        else:
+            result = func(*args, **kwargs)
+        return _check_size(result, f"the {name} filter's result")
 
     return bounded
 

@@ -1,0 +1,67 @@
+"""Alembic migrations: they build exactly the models' schema, both ways."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, create_engine, text
+
+from config_store.database import (
+    current_revision,
+    downgrade,
+    head_revision,
+    make_engine,
+    require_schema,
+    table_names,
+    upgrade,
+)
+from config_store.models import Base
+from dispatcher.errors import SchemaNotReady
+from tests.conftest import POSTGRES_URL, service_missing
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+        yield engine
+        engine.dispose()
+        return
+    schema = f"m_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # noqa: BLE001
+        service_missing("PostgreSQL", str(exc).splitlines()[0])
+    engine = make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
+    yield engine
+    engine.dispose()
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def test_upgrade_builds_the_models_schema_and_downgrade_removes_it(empty_engine: Engine) -> None:
+    with pytest.raises(SchemaNotReady, match="has no schema yet.*run: dispatcher db upgrade"):
+        require_schema(empty_engine)
+    upgrade(empty_engine)
+    assert current_revision(empty_engine) == head_revision()
+    require_schema(empty_engine)
+    with empty_engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+    downgrade(empty_engine, "base")
+    assert [t for t in table_names(empty_engine) if t != "alembic_version"] == []
+    upgrade(empty_engine)
+    assert set(Base.metadata.tables) <= set(table_names(empty_engine))
+
+
+def test_upgrade_twice_is_harmless(empty_engine: Engine) -> None:
+    upgrade(empty_engine)
+    upgrade(empty_engine)
+    assert current_revision(empty_engine) == head_revision()
