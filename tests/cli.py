@@ -21,7 +21,9 @@ def command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "dispatcher"]
 
 
-def run(*args: str, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None) -> Result:
+def run(
+    *args: str, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None
+) -> Result:
     completed = subprocess.run(
         [*command(), *args],
         cwd=cwd,

@@ -42,7 +42,7 @@ def postgres_schema_url() -> Iterator[str]:
     try:
         with admin.begin() as connection:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception as exc:
         admin.dispose()
         service_missing("PostgreSQL", str(exc).splitlines()[0])
     separator = "&" if "?" in POSTGRES_URL else "?"

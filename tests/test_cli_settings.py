@@ -166,8 +166,14 @@ def test_preview_renders_subject_text_and_html(ready: Path) -> None:
     data = json.loads(
         ok(
             run(
-                "preview", "RETAIL", "username.forgotten", "--event", "event.json",
-                "--format", "json", cwd=ready,
+                "preview",
+                "RETAIL",
+                "username.forgotten",
+                "--event",
+                "event.json",
+                "--format",
+                "json",
+                cwd=ready,
             )
         )
     )

@@ -36,7 +36,7 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]: 
     try:
         with admin.begin() as connection:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         service_missing("PostgreSQL", str(exc).splitlines()[0])
     engine = make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
     yield engine

@@ -155,7 +155,7 @@ def test_concurrent_saves_get_distinct_numbers(engine: Engine) -> None:
         document["password_reset"] = {"subject": f"Version {index}"}
         try:
             SettingsRepository(engine).save_settings("RETAIL", document, f"user{index}")
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=save, args=(i,)) for i in range(6)]

@@ -24,12 +24,21 @@ CONTEXT = {
 
 # Static refusals: each names the construct, so the author can fix it.
 STATIC = [
-    ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "attributes starting with '_' are not allowed (__class__)"),
+    (
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "attributes starting with '_' are not allowed (__class__)",
+    ),
     ("{{ reset_url|attr('__class__') }}", "the filter 'attr' is not available"),
     ("{{ contact|map(attribute='__class__')|list }}", "the filter 'map' is not available"),
-    ("{{ cycler.__init__.__globals__.os }}", "attributes starting with '_' are not allowed (__init__)"),
+    (
+        "{{ cycler.__init__.__globals__.os }}",
+        "attributes starting with '_' are not allowed (__init__)",
+    ),
     ("{{ self._TemplateReference__context }}", "attributes starting with '_' are not allowed"),
-    ("{{ lipsum.__globals__['os'].popen('id').read() }}", "attributes starting with '_' are not allowed"),
+    (
+        "{{ lipsum.__globals__['os'].popen('id').read() }}",
+        "attributes starting with '_' are not allowed",
+    ),
     ("{{ config.items() }}", "{{ config }} is not offered"),
     ("{{ request.environ }}", "{{ request }} is not offered"),
     ("{{ _loop_guard }}", "names starting with '_' are not allowed"),

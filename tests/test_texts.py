@@ -6,9 +6,9 @@ import pytest
 
 from config_store.document import validate_document
 from config_store.effective import effective_settings, effective_view
+from dispatcher.events import template_variables
 from dispatcher.kinds import KIND_BY_NAME, KINDS
 from dispatcher.templating import check_source
-from dispatcher.events import template_variables
 from dispatcher.texts import builtin_texts
 from tests.documents import addresses_only, full
 

@@ -292,8 +292,12 @@ def _matches(error: FieldError, path: str, message: str) -> bool:
     return error.message == message
 
 
-@pytest.mark.parametrize(("mutation", "path", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_each_rule_reports_its_field_and_message(mutation: Mutation, path: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("mutation", "path", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_each_rule_reports_its_field_and_message(
+    mutation: Mutation, path: str, message: str
+) -> None:
     document = full()
     mutation(document)
     with pytest.raises(InvalidDocument) as caught:
