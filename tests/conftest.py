@@ -85,7 +85,7 @@ def engine(database_url: str) -> Iterator[Engine]:
             connection.execute(text("UPDATE customer_groups SET current_version_id = NULL"))
             for table in reversed(Base.metadata.sorted_tables):
                 connection.execute(table.delete())
-    yield engine
+    return engine
 
 
 @pytest.fixture

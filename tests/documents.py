@@ -35,7 +35,10 @@ FULL: dict[str, Any] = {
     },
     "password_reset": {
         "subject": "Passwort zurücksetzen",
-        "body": "Link: {{ reset_url }}\n{% if expires_at %}Gültig bis {{ expires_at|datetime }}{% endif %}\n",
+        "body": (
+            "Link: {{ reset_url }}\n"
+            "{% if expires_at %}Gültig bis {{ expires_at|datetime }}{% endif %}\n"
+        ),
     },
     "default_locale": "de",
     "translations": {

@@ -39,7 +39,7 @@ def ready(workdir: Path) -> Iterator[Path]:
     upgrade(engine)
     SettingsRepository(engine).add_group("RETAIL", "Retail customers")
     engine.dispose()
-    yield workdir
+    return workdir
 
 
 def test_db_upgrade_and_groups_add_from_the_command_line(workdir: Path) -> None:
@@ -119,8 +119,10 @@ def test_history_and_rollback(ready: Path) -> None:
     ok(run("settings", "import", "RETAIL", "v2.yaml", "--actor", "bob", cwd=ready))
     text = ok(run("settings", "history", "RETAIL", cwd=ready))
     lines = text.strip().splitlines()
-    assert lines[0].startswith("* v2") and "bob" in lines[0]
-    assert lines[1].startswith("  v1") and "alice" in lines[1]
+    assert lines[0].startswith("* v2")
+    assert "bob" in lines[0]
+    assert lines[1].startswith("  v1")
+    assert "alice" in lines[1]
     out = ok(run("settings", "rollback", "RETAIL", "1", "--actor", "carol", cwd=ready))
     assert out.strip() == "saved RETAIL settings as version 3, equal to v1"
     assert yaml.safe_load(ok(run("settings", "export", "RETAIL", cwd=ready))) == FULL

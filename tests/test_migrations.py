@@ -47,7 +47,7 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]: 
 
 
 def test_upgrade_builds_the_models_schema_and_downgrade_removes_it(empty_engine: Engine) -> None:
-    with pytest.raises(SchemaNotReady, match="has no schema yet.*run: dispatcher db upgrade"):
+    with pytest.raises(SchemaNotReady, match=r"has no schema yet.*run: dispatcher db upgrade"):
         require_schema(empty_engine)
     upgrade(empty_engine)
     assert current_revision(empty_engine) == head_revision()

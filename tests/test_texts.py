@@ -26,7 +26,8 @@ def settings_of(document: dict, default_locale: str | None = "de"):  # type: ign
 def test_builtin_texts_exist_and_pass_the_same_checks(locale: str, kind: str) -> None:
     subject, body = builtin_texts()[locale][kind]
     variables = template_variables(KIND_BY_NAME[kind].event_type)
-    assert subject.strip() and body.strip()
+    assert subject.strip()
+    assert body.strip()
     assert check_source(subject, variables, kind) == []
     assert check_source(body, variables, kind) == []
 
