@@ -16,10 +16,16 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
-from dispatcher.errors import DispatcherError, SchemaNotReady
+from dispatcher.errors import DispatcherError, SchemaNotReady, StoreUnavailable
 
 _LOCK = threading.Lock()
 _ENGINES: dict[str, Engine] = {}
@@ -104,12 +110,30 @@ def get_engine(url: str | None = None) -> Engine:
         return engine
 
 
+_FACTORIES: dict[int, sessionmaker[Session]] = {}
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """One short transaction: commit on success, roll back on any error."""
-    factory = sessionmaker(engine, expire_on_commit=False)
-    with factory() as session, session.begin():
-        yield session
+    """One short transaction: commit on success, roll back on any error.
+
+    A lost or refused database connection surfaces as ``StoreUnavailable``,
+    which callers treat as "try again later", never as bad input.
+    """
+    factory = _FACTORIES.get(id(engine))
+    if factory is None:
+        factory = _FACTORIES[id(engine)] = sessionmaker(engine, expire_on_commit=False)
+    try:
+        with factory() as session, session.begin():
+            yield session
+    except (OperationalError, InterfaceError) as exc:
+        raise StoreUnavailable(
+            f"the database {redact(str(engine.url))} is unavailable: {first_line(exc)}"
+        ) from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StoreUnavailable(f"the database connection was lost: {first_line(exc)}") from exc
+        raise
 
 
 def _alembic_config(engine: Engine | None) -> Any:

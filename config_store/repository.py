@@ -112,6 +112,7 @@ class SettingsRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._snapshots: dict[str, tuple[int, GroupSettings]] = {}
+        self._versions: dict[tuple[str, int], GroupSettings] = {}
         self._lock = threading.Lock()
         require_schema(engine)
 
@@ -243,13 +244,28 @@ class SettingsRepository:
                 SettingsVersion, version_id, options=[selectinload(SettingsVersion.texts)]
             )
             assert version is not None
-            document = SettingsDocument.model_validate(
-                _document_of(version), context={"trusted": True}
-            )
-            settings = effective_settings(document, code, name, version.number)
+            settings = _snapshot_of(version, code, name)
         with self._lock:
             self._snapshots[code] = (version_id, settings)
+            self._versions[(code, version.number)] = settings
         return settings
+
+    def snapshot_version(self, code: str, number: int) -> GroupSettings:
+        """The effective settings of one saved version; versions never change."""
+        cached = self._versions.get((code, number))
+        if cached is not None:
+            return cached
+        with session_scope(self.engine) as session:
+            version = _load_version(session, code, number)
+            settings = _snapshot_of(version, code, version.group.name)
+        with self._lock:
+            self._versions[(code, number)] = settings
+        return settings
+
+
+def _snapshot_of(version: SettingsVersion, code: str, name: str) -> GroupSettings:
+    document = SettingsDocument.model_validate(_document_of(version), context={"trusted": True})
+    return effective_settings(document, code, name, version.number)
 
 
 def _load_group(session: Session, code: str, *, for_update: bool = False) -> CustomerGroup:

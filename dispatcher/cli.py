@@ -311,6 +311,246 @@ def preview_command(
     click.echo(result.email.html)
 
 
+# pipeline ----------------------------------------------------------------------
+
+
+def _parse_events_text(text: str, name: str) -> tuple[list[object], list[str]]:
+    """One JSON object, a JSON array, or NDJSON; return events and their labels."""
+    stripped = text.strip()
+    if not stripped:
+        _fail(f"{name}: is empty; give one JSON object, a JSON array or NDJSON")
+    try:
+        data = json.loads(stripped)
+    except json.JSONDecodeError as first_error:
+        events: list[object] = []
+        labels: list[str] = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                if number == 1:
+                    exc = first_error
+                _fail(f"{name}: line {number} is not valid JSON ({exc.msg}, column {exc.colno})")
+            labels.append(f"line {number}")
+        return events, labels
+    if isinstance(data, list):
+        return data, [f"[{index}]" for index in range(len(data))]
+    return [data], ["event"]
+
+
+@cli.command("publish")
+@click.argument("file")
+def publish_command(file: str) -> None:
+    """Validate events from FILE (- for stdin) and enqueue them.
+
+    FILE holds one JSON object, a JSON array or NDJSON. Nothing is enqueued
+    unless every event is valid.
+    """
+    from dispatcher.publish import _send, validate_all
+
+    text, name = _read_input(file)
+    events, labels = _parse_events_text(text, name)
+    parsed = validate_all(events, labels)
+    for event in parsed:
+        _send(event)
+    click.echo(f"published {len(parsed)} event{'s' if len(parsed) != 1 else ''}")
+    for event in parsed:
+        click.echo(f"  {event.event_id}  {event.type}  {event.customer_group}")
+
+
+def _records() -> Any:
+    from config_store.database import get_engine, require_schema
+    from config_store.records import DeliveryRecords
+
+    engine = get_engine()
+    require_schema(engine)
+    return DeliveryRecords(engine)
+
+
+def _delivery_json(d: Any) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "event_id": d.event_id,
+        "group": d.group_code,
+        "kind": d.kind,
+        "recipient": d.recipient,
+        "status": d.status,
+        "attempts": d.attempts,
+        "last_code": d.last_code,
+        "last_text": d.last_text,
+        "message_id": d.message_id,
+        "settings_version": d.settings_version,
+        "created_at": d.created_at.isoformat(),
+        "updated_at": d.updated_at.isoformat(),
+        "next_attempt_at": d.next_attempt_at.isoformat() if d.next_attempt_at else None,
+        "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+        "uncertain": d.uncertain,
+        "test": d.test,
+    }
+
+
+def _print_deliveries(rows: list[Any]) -> None:
+    if not rows:
+        click.echo("no deliveries match")
+        return
+    for d in rows:
+        code = d.last_code if d.last_code is not None else "-"
+        flag = " (uncertain)" if d.uncertain else ""
+        click.echo(
+            f"{d.id:>7}  {d.updated_at:%Y-%m-%d %H:%M:%S}  {d.status:<9} {code!s:>4}  "
+            f"{d.group_code:<10} {d.kind:<24} {d.recipient}  [{d.event_id}]{flag}"
+        )
+        if d.status in {"dead", "retrying", "unknown"} and d.last_text:
+            click.echo(f"{'':>9}{d.last_text}")
+
+
+STATUS_CHOICE = click.Choice(
+    ["queued", "sending", "sent", "retrying", "unknown", "dead", "suppressed"]
+)
+
+
+@cli.command("deliveries")
+@click.option("--event", "event_id", default=None, help="Only this event_id.")
+@click.option("--group", default=None, help="Only this customer group.")
+@click.option("--status", type=STATUS_CHOICE, default=None, help="Only this status.")
+@click.option("--kind", default=None, help="Only this e-mail kind.")
+@click.option("--recipient", default=None, help="Only this recipient address.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def deliveries_command(
+    event_id: str | None,
+    group: str | None,
+    status: str | None,
+    kind: str | None,
+    recipient: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List deliveries, newest first."""
+    from config_store.records import DeliveryFilter
+    from dispatcher.kinds import lookup_kind
+
+    if kind:
+        kind = lookup_kind(kind).name
+    rows = _records().deliveries(
+        DeliveryFilter(event_id, group, status, kind, recipient, limit=limit)
+    )
+    if as_json:
+        click.echo(json.dumps([_delivery_json(d) for d in rows], indent=2, ensure_ascii=False))
+    else:
+        _print_deliveries(rows)
+
+
+@cli.group("dead-letters")
+def dead_letters() -> None:
+    """Deliveries that failed for good, and events that could not be planned."""
+
+
+@dead_letters.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def dead_letters_list(as_json: bool) -> None:
+    """List dead deliveries and failed events with their reasons."""
+    from config_store.records import DeliveryFilter
+
+    records = _records()
+    dead = records.deliveries(DeliveryFilter(status="dead", limit=1000))
+    failed = records.failed_events(limit=1000)
+    rejected = records.rejected(limit=1000)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "deliveries": [_delivery_json(d) for d in dead],
+                    "events": [
+                        {
+                            "event_id": e.event_id,
+                            "group": e.customer_group,
+                            "type": e.type,
+                            "received_at": e.received_at.isoformat(),
+                            "reason": e.reason,
+                        }
+                        for e in failed
+                    ],
+                    "rejected": [
+                        {
+                            "id": r.id,
+                            "received_at": r.received_at.isoformat(),
+                            "event_id": r.event_id,
+                            "reason": r.reason,
+                        }
+                        for r in rejected
+                    ],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    click.echo(f"dead deliveries: {len(dead)} (replay with: dispatcher dead-letters replay ID)")
+    if dead:
+        _print_deliveries(dead)
+    click.echo(
+        f"failed events: {len(failed)} (replay with: dispatcher dead-letters replay event:ID)"
+    )
+    for e in failed:
+        click.echo(f"  {e.event_id}  {e.type}  {e.customer_group}  {e.reason}")
+    click.echo(f"rejected messages (not valid events; fix the publisher): {len(rejected)}")
+    for r in rejected[:20]:
+        click.echo(f"  #{r.id}  {r.received_at:%Y-%m-%d %H:%M:%S}  {r.event_id or '-'}  {r.reason}")
+
+
+@dead_letters.command("replay")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
+def dead_letters_replay(ids: tuple[str, ...], replay_all: bool) -> None:
+    """Send dead deliveries again (ID), or re-plan failed events (event:EVENT_ID)."""
+    from dispatcher.events import parse_event
+    from dispatcher.publish import _send
+    from dispatcher.tasks import schedule, service
+
+    if bool(ids) == replay_all:
+        _fail("give delivery IDs, event:EVENT_ID, or --all (not both)", EXIT_USAGE)
+    delivery_ids: list[int] = []
+    event_ids: list[str] = []
+    for item in ids:
+        if item.startswith("event:"):
+            event_ids.append(item.removeprefix("event:"))
+        elif item.isdigit():
+            delivery_ids.append(int(item))
+        else:
+            _fail(f"{item!r} is neither a delivery ID (a number) nor event:EVENT_ID", EXIT_USAGE)
+    dispatcher = service()
+    follow_ups = dispatcher.replay_dead(None if replay_all else delivery_ids)
+    if not replay_all and delivery_ids and len(follow_ups) < len(delivery_ids):
+        moved = {f.delivery_id for f in follow_ups}
+        for number in (i for i in delivery_ids if i not in moved):
+            click.echo(f"delivery {number} is not a dead letter; left as it is", err=True)
+    schedule(follow_ups)
+    payloads = dispatcher.failed_event_payloads(None if replay_all else event_ids)
+    for payload in payloads:
+        _send(parse_event(dict(payload)))
+    if event_ids and len(payloads) < len(event_ids):
+        found = {p["event_id"] for p in payloads}
+        for missing in (e for e in event_ids if e not in found):
+            click.echo(f"event {missing} is not a failed event; left as it is", err=True)
+    click.echo(f"replayed {len(follow_ups)} deliveries and {len(payloads)} events")
+
+
+@cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def status_command(as_json: bool) -> None:
+    """Queue depth per lane, deliveries per status, workers seen."""
+    from dispatcher.status import collect_status, format_status
+
+    report = collect_status()
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_status(report))
+
+
 # entry point -----------------------------------------------------------------
 
 

@@ -114,3 +114,11 @@ class TemplateProblem(DispatcherError):
         self.line = line
         self.detail = message
         super().__init__(f"line {line}: {message}" if line else message)
+
+
+class StoreUnavailable(DispatcherError):
+    """The database could not be reached; the work is retried, not dropped."""
+
+
+class BrokerUnavailable(DispatcherError):
+    """The broker (Redis) could not be reached in time; nothing was enqueued."""

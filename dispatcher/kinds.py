@@ -132,3 +132,19 @@ def lookup_kind(name: str) -> Kind:
 
 def kinds_for(event_type: EventType) -> tuple[Kind, ...]:
     return tuple(kind for kind in KINDS if kind.event_type is event_type)
+
+
+def lane_for_event(event_type: str) -> Lane:
+    """All kinds of one event type share a lane, so the event travels on it."""
+    return kinds_for(EventType(event_type))[0].lane
+
+
+MAINTENANCE_QUEUE = "dispatcher.maintenance"
+
+
+def queue_for(lane: Lane | str) -> str:
+    """The Redis queue of a lane (CONTRACT §4: documented for other clients)."""
+    return f"dispatcher.{Lane(lane).value}"
+
+
+ALL_QUEUES = (queue_for(Lane.INTERACTIVE), queue_for(Lane.BULK), MAINTENANCE_QUEUE)

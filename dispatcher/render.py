@@ -8,14 +8,20 @@ become <br>, and http(s) URLs become links.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
 from importlib import resources
 from typing import Any
 
 from markupsafe import Markup, escape
 
+from dispatcher.addresses import Mailbox
 from dispatcher.errors import TemplateProblem
 from dispatcher.templating import HTML_ENV, compile_text, render
 from dispatcher.texts import ResolvedText
@@ -92,3 +98,36 @@ def render_email(text: ResolvedText, context: Mapping[str, Any]) -> RenderedEmai
         content=text_to_html(body),
     )
     return RenderedEmail(subject=subject, text=body + "\n", html=html, locale=text.locale)
+
+
+def message_id_for(event_id: str, kind: str, recipient: str, domain: str) -> str:
+    """A Message-ID derived from the delivery's unique key.
+
+    Every attempt of one delivery carries the same Message-ID, so a copy sent
+    again after an uncertain outcome can be recognised as the same e-mail.
+    """
+    digest = hashlib.sha256(f"{event_id}\x00{kind}\x00{recipient}".encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+def build_message(
+    email: RenderedEmail,
+    sender: Mailbox,
+    recipient: Mailbox,
+    message_id: str,
+    date: datetime,
+) -> EmailMessage:
+    """A multipart/alternative message: a text part and an HTML part."""
+    message = EmailMessage(policy=SMTP)
+    message["From"] = sender.header()
+    message["To"] = recipient.header()
+    message["Subject"] = email.subject
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = message_id
+    message["Content-Language"] = email.locale
+    # RFC 3834: automatic replies (out-of-office notices) should not answer.
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
+    message.set_content(email.text, subtype="plain", charset="utf-8")
+    message.add_alternative(email.html, subtype="html", charset="utf-8")
+    return message

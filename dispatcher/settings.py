@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,9 +22,35 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_security: Literal["none", "starttls", "tls"] = "none"
-    smtp_timeout: float = Field(default=30.0, gt=0)
+    smtp_timeout: float = Field(default=20.0, gt=0, le=300)
+    # A relay may cap how many messages one connection carries; reconnecting
+    # now and then also spreads load over a pool of relays behind one name.
+    smtp_max_messages_per_connection: int = Field(default=100, ge=1)
+    # The envelope sender (bounce address); the group's send_from when unset.
+    smtp_envelope_from: str | None = None
+    # Prepended to every Redis key, so that several installations or test runs
+    # can share one Redis server.
+    broker_prefix: str = ""
+    retry_base_seconds: float = Field(default=10.0, gt=0)
+    retry_max_seconds: float = Field(default=900.0, gt=0)
+    retry_max_attempts: int = Field(default=8, ge=1, le=100)
+    sweep_interval_seconds: float = Field(default=10.0, gt=0)
+
+    @property
+    def sending_lease_seconds(self) -> float:
+        """How long a delivery may stay "sending" before it counts as abandoned."""
+        return 3 * self.smtp_timeout
 
 
 @functools.cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def redact_url(url: str) -> str:
+    """A URL with any password replaced, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))

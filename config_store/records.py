@@ -1,0 +1,499 @@
+"""The delivery record: events, deliveries and rejected messages, in SQL.
+
+Once a worker has taken an event, this record is the truth: Redis only carries
+work. Every state change is one short transaction, and every transition that
+two workers could race for is a guarded UPDATE, so a delivery is sent by at
+most one worker at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from config_store.database import session_scope
+from config_store.models import Delivery, EventRecord, RejectedMessage
+
+# Delivery statuses.
+QUEUED = "queued"
+SENDING = "sending"
+SENT = "sent"
+RETRYING = "retrying"
+UNKNOWN = "unknown"
+DEAD = "dead"
+SUPPRESSED = "suppressed"
+STATUSES = (QUEUED, SENDING, SENT, RETRYING, UNKNOWN, DEAD, SUPPRESSED)
+# Statuses a worker may pick up when due.
+WAITING = (QUEUED, RETRYING, UNKNOWN)
+FINAL = (SENT, DEAD, SUPPRESSED)
+
+# Event outcomes.
+ACCEPTED = "accepted"
+FAILED = "failed"
+
+MAX_TEXT = 1000
+MAX_PAYLOAD_EXCERPT = 4000
+
+
+@dataclass(frozen=True)
+class DeliveryView:
+    id: int
+    event_id: str
+    kind: str
+    recipient: str
+    recipient_name: str | None
+    recipient_locale: str | None
+    group_code: str
+    lane: str
+    settings_version: int
+    status: str
+    attempts: int
+    last_code: int | None
+    last_text: str | None
+    message_id: str
+    created_at: datetime
+    updated_at: datetime
+    next_attempt_at: datetime | None
+    sent_at: datetime | None
+    uncertain: bool
+    test: bool
+
+
+@dataclass(frozen=True)
+class EventView:
+    event_id: str
+    type: str
+    customer_group: str
+    lane: str
+    received_at: datetime
+    outcome: str
+    reason: str | None
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RejectedView:
+    id: int
+    received_at: datetime
+    event_id: str | None
+    reason: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """A planned e-mail, ready to be recorded."""
+
+    kind: str
+    recipient: str
+    recipient_name: str | None
+    recipient_locale: str | None
+    message_id: str
+    lane: str
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery this worker now owns, with the event it renders from."""
+
+    delivery: DeliveryView
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """What one attempt did; applied to the record in one batch."""
+
+    delivery_id: int
+    status: str
+    code: int | None = None
+    text: str | None = None
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    uncertain: bool = False
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    event_id: str | None = None
+    group: str | None = None
+    status: str | None = None
+    kind: str | None = None
+    recipient: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+def _view(row: Delivery) -> DeliveryView:
+    return DeliveryView(
+        id=row.id,
+        event_id=row.event_id,
+        kind=row.kind,
+        recipient=row.recipient,
+        recipient_name=row.recipient_name,
+        recipient_locale=row.recipient_locale,
+        group_code=row.group_code,
+        lane=row.lane,
+        settings_version=row.settings_version,
+        status=row.status,
+        attempts=row.attempts,
+        last_code=row.last_code,
+        last_text=row.last_text,
+        message_id=row.message_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        next_attempt_at=row.next_attempt_at,
+        sent_at=row.sent_at,
+        uncertain=row.uncertain,
+        test=row.test,
+    )
+
+
+def _event_view(row: EventRecord) -> EventView:
+    return EventView(
+        event_id=row.event_id,
+        type=row.type,
+        customer_group=row.customer_group,
+        lane=row.lane,
+        received_at=row.received_at,
+        outcome=row.outcome,
+        reason=row.reason,
+        payload=row.payload,
+    )
+
+
+def clip(text: str | None, limit: int = MAX_TEXT) -> str | None:
+    if text is None:
+        return None
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class DeliveryRecords:
+    """Reads and writes of the delivery record; results are plain dataclasses."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+
+    # Events -----------------------------------------------------------------
+
+    def record_accepted(
+        self,
+        payload: Mapping[str, Any],
+        lane: str,
+        planned: Sequence[NewDelivery],
+        settings_version: int,
+        now: datetime,
+        *,
+        test: bool = False,
+    ) -> list[DeliveryView]:
+        """Record the event and its deliveries at once; return all its deliveries.
+
+        A republished or redelivered event changes nothing and returns the
+        deliveries recorded the first time. An event that failed before (for
+        example, its group was not set up yet) is planned anew.
+        """
+        with session_scope(self.engine) as session:
+            event, inserted = self._upsert_event(session, payload, lane, ACCEPTED, None, now)
+            if not inserted and event.outcome == ACCEPTED:
+                return [_view(d) for d in event.deliveries]
+            if event.outcome == FAILED:
+                event.outcome, event.reason = ACCEPTED, None
+                event.payload = dict(payload)
+            if planned:
+                rows = [
+                    {
+                        "event_pk": event.id,
+                        "event_id": event.event_id,
+                        "kind": item.kind,
+                        "recipient": item.recipient,
+                        "recipient_name": item.recipient_name,
+                        "recipient_locale": item.recipient_locale,
+                        "group_code": event.customer_group,
+                        "lane": item.lane,
+                        "settings_version": settings_version,
+                        "status": QUEUED,
+                        "attempts": 0,
+                        "message_id": item.message_id,
+                        "created_at": now,
+                        "updated_at": now,
+                        "next_attempt_at": now,
+                        "uncertain": False,
+                        "test": test,
+                    }
+                    for item in planned
+                ]
+                session.execute(
+                    self._insert(Delivery)
+                    .values(rows)
+                    .on_conflict_do_nothing(index_elements=["event_id", "kind", "recipient"])
+                )
+            session.flush()
+            session.expire(event, ["deliveries"])
+            return [_view(d) for d in event.deliveries]
+
+    def record_failed(
+        self, payload: Mapping[str, Any], lane: str, reason: str, now: datetime
+    ) -> EventView:
+        """Record an event that could not be planned, with the reason."""
+        with session_scope(self.engine) as session:
+            event, inserted = self._upsert_event(session, payload, lane, FAILED, reason, now)
+            if not inserted and event.outcome == FAILED:
+                event.reason = clip(reason)
+            return _event_view(event)
+
+    def _upsert_event(
+        self,
+        session: Session,
+        payload: Mapping[str, Any],
+        lane: str,
+        outcome: str,
+        reason: str | None,
+        now: datetime,
+    ) -> tuple[EventRecord, bool]:
+        inserted = session.scalar(
+            self._insert(EventRecord)
+            .values(
+                event_id=payload["event_id"],
+                type=payload["type"],
+                customer_group=payload["customer_group"],
+                lane=lane,
+                received_at=now,
+                occurred_at=payload.get("occurred_at"),
+                payload=dict(payload),
+                outcome=outcome,
+                reason=clip(reason),
+            )
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(EventRecord.id)
+        )
+        event = session.scalar(
+            select(EventRecord).where(EventRecord.event_id == payload["event_id"]).with_for_update()
+        )
+        assert event is not None
+        return event, inserted is not None
+
+    def record_rejected(
+        self, event_id: str | None, reason: str, payload: object, now: datetime
+    ) -> int:
+        """Keep a message that was not a valid event, with why; return its id."""
+        try:
+            text = json.dumps(payload, ensure_ascii=False, default=repr)
+        except (TypeError, ValueError):
+            text = repr(payload)
+        with session_scope(self.engine) as session:
+            row = RejectedMessage(
+                received_at=now,
+                event_id=clip(event_id, 128),
+                reason=clip(reason) or "",
+                payload=clip(text, MAX_PAYLOAD_EXCERPT) or "",
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def get_event(self, event_id: str) -> EventView | None:
+        with session_scope(self.engine) as session:
+            row = session.scalar(select(EventRecord).where(EventRecord.event_id == event_id))
+            return _event_view(row) if row else None
+
+    def rejected(self, limit: int = 100) -> list[RejectedView]:
+        with session_scope(self.engine) as session:
+            rows = session.scalars(
+                select(RejectedMessage).order_by(RejectedMessage.id.desc()).limit(limit)
+            ).all()
+            return [
+                RejectedView(r.id, r.received_at, r.event_id, r.reason, r.payload) for r in rows
+            ]
+
+    # Attempts ---------------------------------------------------------------
+
+    def claim(
+        self, ids: Iterable[int], now: datetime, lease: timedelta, slack: timedelta
+    ) -> list[Claimed]:
+        """Take the due deliveries among ``ids``; each is taken by one worker only.
+
+        A delivery stuck in "sending" longer than ``lease`` was abandoned by a
+        worker that died; it is taken over and marked uncertain, because the
+        dead worker may have handed it to the SMTP server already.
+        """
+        wanted = list(ids)
+        if not wanted:
+            return []
+        due = or_(
+            and_(
+                Delivery.status.in_(WAITING),
+                or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now + slack),
+            ),
+            and_(Delivery.status == SENDING, Delivery.claimed_at < now - lease),
+        )
+        with session_scope(self.engine) as session:
+            claimed_ids = session.scalars(
+                update(Delivery)
+                .where(Delivery.id.in_(wanted), due)
+                .values(
+                    uncertain=or_(Delivery.uncertain, Delivery.status == SENDING),
+                    status=SENDING,
+                    claimed_at=now,
+                    updated_at=now,
+                    attempts=Delivery.attempts + 1,
+                )
+                .returning(Delivery.id)
+                .execution_options(synchronize_session=False)
+            ).all()
+            if not claimed_ids:
+                return []
+            rows = session.execute(
+                select(Delivery, EventRecord.payload)
+                .join(EventRecord, Delivery.event_pk == EventRecord.id)
+                .where(Delivery.id.in_(claimed_ids))
+                .order_by(Delivery.id)
+            ).all()
+            return [Claimed(_view(row), payload) for row, payload in rows]
+
+    def finish(self, results: Sequence[AttemptResult], now: datetime) -> None:
+        """Apply the outcomes of attempts this worker claimed, in one transaction."""
+        if not results:
+            return
+        with session_scope(self.engine) as session:
+            for result in results:
+                session.execute(
+                    update(Delivery)
+                    .where(Delivery.id == result.delivery_id, Delivery.status == SENDING)
+                    .values(
+                        status=result.status,
+                        last_code=result.code,
+                        last_text=clip(result.text),
+                        next_attempt_at=result.next_attempt_at,
+                        sent_at=result.sent_at,
+                        claimed_at=None,
+                        updated_at=now,
+                        uncertain=Delivery.uncertain if not result.uncertain else True,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+
+    def due(
+        self, now: datetime, grace: timedelta, lease: timedelta, hold: timedelta, limit: int = 500
+    ) -> list[DeliveryView]:
+        """Deliveries a sweeper must enqueue again; each at most once per ``hold``.
+
+        A waiting delivery overdue by ``grace`` lost its task (a Redis restart,
+        say); one "sending" for longer than ``lease`` lost its worker, and is
+        marked uncertain because that worker may have handed it over already.
+        """
+        stale_sending = and_(Delivery.status == SENDING, Delivery.claimed_at < now - lease)
+        overdue = and_(
+            Delivery.status.in_(WAITING),
+            Delivery.next_attempt_at <= now - grace,
+            or_(Delivery.enqueued_at.is_(None), Delivery.enqueued_at < now - hold),
+        )
+        with session_scope(self.engine) as session:
+            session.execute(
+                update(Delivery)
+                .where(stale_sending)
+                .values(
+                    status=UNKNOWN,
+                    uncertain=True,
+                    claimed_at=None,
+                    next_attempt_at=now - grace,
+                    last_text="the worker sending it stopped; sending again",
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            ids = session.scalars(
+                select(Delivery.id).where(overdue).order_by(Delivery.next_attempt_at).limit(limit)
+            ).all()
+            if not ids:
+                return []
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids))
+                .values(enqueued_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            rows = session.scalars(select(Delivery).where(Delivery.id.in_(ids))).all()
+            return [_view(row) for row in rows]
+
+    # Reading ----------------------------------------------------------------
+
+    def deliveries(self, where: DeliveryFilter | None = None) -> list[DeliveryView]:
+        where = where or DeliveryFilter()
+        query = select(Delivery).order_by(Delivery.id.desc())
+        if where.event_id:
+            query = query.where(Delivery.event_id == where.event_id)
+        if where.group:
+            query = query.where(Delivery.group_code == where.group)
+        if where.status:
+            query = query.where(Delivery.status == where.status)
+        if where.kind:
+            query = query.where(Delivery.kind == where.kind)
+        if where.recipient:
+            query = query.where(Delivery.recipient == where.recipient.lower())
+        query = query.limit(where.limit).offset(where.offset)
+        with session_scope(self.engine) as session:
+            return [_view(row) for row in session.scalars(query).all()]
+
+    def delivery(self, delivery_id: int) -> DeliveryView | None:
+        with session_scope(self.engine) as session:
+            row = session.get(Delivery, delivery_id)
+            return _view(row) if row else None
+
+    def failed_events(self, limit: int = 100) -> list[EventView]:
+        with session_scope(self.engine) as session:
+            rows = session.scalars(
+                select(EventRecord)
+                .where(EventRecord.outcome == FAILED)
+                .order_by(EventRecord.id.desc())
+                .limit(limit)
+            ).all()
+            return [_event_view(row) for row in rows]
+
+    def status_counts(self) -> dict[str, int]:
+        with session_scope(self.engine) as session:
+            rows = session.execute(
+                select(Delivery.status, func.count()).group_by(Delivery.status)
+            ).all()
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update({status: int(count) for status, count in rows})
+        return counts
+
+    def oldest_waiting(self) -> datetime | None:
+        with session_scope(self.engine) as session:
+            return session.scalar(
+                select(func.min(Delivery.created_at)).where(Delivery.status.in_(WAITING))
+            )
+
+    # Dead letters -----------------------------------------------------------
+
+    def requeue_dead(
+        self, ids: Iterable[int] | None, settings_versions: Mapping[str, int], now: datetime
+    ) -> list[DeliveryView]:
+        """Move dead deliveries (all when ``ids`` is None) back to the queue.
+
+        Only a delivery that is dead right now moves, so replaying the same
+        dead letter twice sends it once. It renders with its group's current
+        settings, since the fix for its failure is often a settings change.
+        """
+        query = select(Delivery).where(Delivery.status == DEAD)
+        if ids is not None:
+            query = query.where(Delivery.id.in_(list(ids)))
+        with session_scope(self.engine) as session:
+            rows = session.scalars(query.with_for_update()).all()
+            for row in rows:
+                row.status = QUEUED
+                row.attempts = 0
+                row.next_attempt_at = now
+                row.updated_at = now
+                row.settings_version = settings_versions.get(row.group_code, row.settings_version)
+            session.flush()
+            return [_view(row) for row in rows]

@@ -1,0 +1,75 @@
+"""The portal backend's client: validate, then enqueue (CONTRACT §4)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from dispatcher.errors import BrokerUnavailable, FieldError, InvalidEvent
+from dispatcher.events import Event, parse_event
+from dispatcher.kinds import lane_for_event, queue_for
+
+TASK_NAME = "dispatcher.handle_event"
+# Bounded: a publisher must learn within about two seconds that Redis is down.
+_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.4}
+
+
+def _payload(event: Event) -> dict[str, Any]:
+    return event.model_dump(mode="json", exclude_none=True)
+
+
+def _send(event: Event) -> None:
+    from kombu.exceptions import OperationalError
+
+    from dispatcher.celery_app import app
+
+    queue = queue_for(lane_for_event(event.type))
+    try:
+        app.send_task(
+            TASK_NAME,
+            args=[_payload(event)],
+            queue=queue,
+            routing_key=queue,
+            retry=True,
+            retry_policy=_RETRY_POLICY,
+        )
+    except (OperationalError, OSError) as exc:
+        from dispatcher.settings import get_settings, redact_url
+
+        raise BrokerUnavailable(
+            f"cannot reach the broker at {redact_url(get_settings().broker_url)} ({exc}); "
+            "nothing was enqueued: check DISPATCHER_BROKER_URL and that Redis is running"
+        ) from None
+
+
+def publish(event: Mapping[str, Any]) -> str:
+    """Validate one event and enqueue it; return its ``event_id``."""
+    parsed = parse_event(dict(event) if isinstance(event, Mapping) else event)
+    _send(parsed)
+    return parsed.event_id
+
+
+def validate_all(events: Iterable[object], labels: Iterable[str] | None = None) -> list[Event]:
+    """Parse every event; raise one ``InvalidEvent`` listing all problems, by position."""
+    parsed: list[Event] = []
+    errors: list[FieldError] = []
+    names = iter(labels) if labels is not None else None
+    for index, raw in enumerate(events):
+        label = next(names) if names is not None else f"[{index}]"
+        try:
+            parsed.append(parse_event(raw))
+        except InvalidEvent as exc:
+            errors.extend(
+                FieldError(f"{label}.{e.path}" if e.path else label, e.message) for e in exc.errors
+            )
+    if errors:
+        raise InvalidEvent(errors)
+    return parsed
+
+
+def publish_many(events: Iterable[object]) -> list[str]:
+    """Validate all events first; enqueue them only if every one is valid."""
+    parsed = validate_all(events)
+    for event in parsed:
+        _send(event)
+    return [event.event_id for event in parsed]

@@ -1,0 +1,78 @@
+"""What the broker holds: queue depth per lane and unacknowledged messages.
+
+On Redis a queue is a list per priority step (``name``, ``name\\x06\\x163``,
+...), and messages taken but not yet acknowledged sit in one ``unacked`` hash;
+all keys carry the installation's prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dispatcher.errors import BrokerUnavailable
+from dispatcher.kinds import ALL_QUEUES
+from dispatcher.settings import Settings, redact_url
+
+PRIORITY_SEPARATOR = "\x06\x16"
+PRIORITY_STEPS = (0, 3, 6, 9)
+
+
+@dataclass(frozen=True)
+class BrokerState:
+    depths: dict[str, int]  # queue name -> messages waiting, all priorities
+    unacked: int
+    oldest_unacked_seconds: float | None
+
+
+def _keys(prefix: str, queue: str) -> list[str]:
+    return [
+        f"{prefix}{queue}" if step == 0 else f"{prefix}{queue}{PRIORITY_SEPARATOR}{step}"
+        for step in PRIORITY_STEPS
+    ]
+
+
+def redis_client(settings: Settings) -> Any:
+    import redis
+
+    if not settings.broker_url.startswith(("redis://", "rediss://", "unix://", "redis+socket://")):
+        raise BrokerUnavailable(
+            f"queue depths need a Redis broker; DISPATCHER_BROKER_URL is "
+            f"{redact_url(settings.broker_url)}"
+        )
+    url = settings.broker_url.replace("redis+socket://", "unix://")
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+
+def broker_state(settings: Settings) -> BrokerState:
+    """Read queue depths and unacked messages; raise ``BrokerUnavailable``."""
+    import time
+
+    import redis
+
+    prefix = settings.broker_prefix
+    client = redis_client(settings)
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for queue in ALL_QUEUES:
+                for key in _keys(prefix, queue):
+                    pipe.llen(key)
+            pipe.hlen(f"{prefix}unacked")
+            pipe.zrange(f"{prefix}unacked_index", 0, 0, withscores=True)
+            results = pipe.execute()
+    except redis.RedisError as exc:
+        raise BrokerUnavailable(
+            f"cannot reach Redis at {redact_url(settings.broker_url)}: {exc}; check "
+            "DISPATCHER_BROKER_URL and that Redis is running"
+        ) from None
+    finally:
+        client.close()
+    depths: dict[str, int] = {}
+    position = 0
+    for queue in ALL_QUEUES:
+        depths[queue] = int(sum(results[position : position + len(PRIORITY_STEPS)]))
+        position += len(PRIORITY_STEPS)
+    unacked = int(results[position])
+    oldest = results[position + 1]
+    age = time.time() - float(oldest[0][1]) if oldest else None
+    return BrokerState(depths, unacked, age)

@@ -1,0 +1,300 @@
+"""The one orchestrator: an event becomes recorded deliveries and sent e-mails.
+
+It knows nothing of Celery: what must happen later comes back as
+``FollowUp`` values that the task layer schedules. Steps, in order:
+parse and validate; load the group's settings snapshot; plan; record the
+event and its deliveries in one transaction; for each due delivery claim it,
+render, send over the process's SMTP connection, and record the outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from config_store.effective import GroupSettings
+from config_store.records import (
+    DEAD,
+    RETRYING,
+    SENT,
+    UNKNOWN,
+    WAITING,
+    AttemptResult,
+    Claimed,
+    DeliveryRecords,
+    DeliveryView,
+    NewDelivery,
+)
+from config_store.repository import SettingsRepository
+from dispatcher.addresses import Mailbox, parse_mailbox
+from dispatcher.errors import DispatcherError, InvalidEvent, NoSettings, UnknownGroup
+from dispatcher.events import Event, parse_event
+from dispatcher.kinds import KIND_BY_NAME, lane_for_event
+from dispatcher.render import build_message, message_id_for, render_email
+from dispatcher.rules import plan
+from dispatcher.samples import context_for
+from dispatcher.settings import Settings
+from dispatcher.transport import (
+    DeliveryFailure,
+    PermanentFailure,
+    SmtpTransport,
+    UncertainOutcome,
+)
+
+log = logging.getLogger("dispatcher.delivery")
+
+# A delivery claimed by a worker counts as due this much early, so that a
+# retry task firing a moment before its due time (clock skew) still runs.
+CLAIM_SLACK = timedelta(seconds=2)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A delivery to attempt again after ``delay`` seconds, on its lane."""
+
+    delivery_id: int
+    lane: str
+    delay: float
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    event_id: str | None
+    status: str  # accepted, duplicate, failed, rejected
+    reason: str | None = None
+    deliveries: tuple[DeliveryView, ...] = ()
+    follow_ups: tuple[FollowUp, ...] = field(default=())
+
+
+class Dispatcher:
+    """Turns events into e-mails; one instance per worker process."""
+
+    def __init__(
+        self,
+        settings_repository: SettingsRepository,
+        records: DeliveryRecords,
+        transport: SmtpTransport,
+        config: Settings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings_repository = settings_repository
+        self.records = records
+        self.transport = transport
+        self.config = config
+        self.clock = clock
+        self.jitter = jitter
+
+    # Events -----------------------------------------------------------------
+
+    def handle_event(self, raw: object) -> EventOutcome:
+        """Process one raw event from the queue; never raises for bad input."""
+        now = self.clock()
+        try:
+            event = parse_event(raw)
+        except InvalidEvent as exc:
+            event_id = raw.get("event_id") if isinstance(raw, dict) else None
+            event_id = event_id if isinstance(event_id, str) else None
+            reason = "; ".join(str(error) for error in exc.errors) or str(exc)
+            self.records.record_rejected(event_id, reason, raw, now)
+            log.warning("event rejected event=%s reason=%s", event_id, reason)
+            return EventOutcome(event_id, "rejected", reason)
+        payload = event.model_dump(mode="json", exclude_none=True)
+        lane = lane_for_event(event.type).value
+        try:
+            settings = self.settings_repository.snapshot(event.customer_group)
+        except (UnknownGroup, NoSettings) as exc:
+            view = self.records.record_failed(payload, lane, str(exc), now)
+            if view.outcome == "accepted":  # A redelivered copy of an accepted event.
+                return EventOutcome(event.event_id, "duplicate")
+            log.warning(
+                "event failed event=%s group=%s reason=%s",
+                event.event_id,
+                event.customer_group,
+                exc,
+            )
+            return EventOutcome(event.event_id, "failed", str(exc))
+        planned = [
+            NewDelivery(
+                kind=item.kind.name,
+                recipient=parse_mailbox(item.recipient.email).address,
+                recipient_name=item.recipient.name,
+                recipient_locale=item.recipient.locale,
+                message_id=message_id_for(
+                    event.event_id,
+                    item.kind.name,
+                    parse_mailbox(item.recipient.email).address,
+                    settings.sender.address.rpartition("@")[2],
+                ),
+                lane=item.kind.lane.value,
+            )
+            for item in plan(event, settings)
+        ]
+        deliveries = self.records.record_accepted(
+            payload, lane, planned, settings.version or 0, now
+        )
+        due = [d.id for d in deliveries if d.status in WAITING]
+        follow_ups = self.send(due, event=event, settings=settings)
+        status = "accepted" if due or not deliveries else "duplicate"
+        return EventOutcome(event.event_id, status, None, tuple(deliveries), tuple(follow_ups))
+
+    # Deliveries -------------------------------------------------------------
+
+    def send(
+        self,
+        delivery_ids: Iterable[int],
+        *,
+        event: Event | None = None,
+        settings: GroupSettings | None = None,
+    ) -> list[FollowUp]:
+        """Claim, render and send the due deliveries among ``delivery_ids``."""
+        lease = timedelta(seconds=self.config.sending_lease_seconds)
+        claimed = self.records.claim(delivery_ids, self.clock(), lease, CLAIM_SLACK)
+        results: list[AttemptResult] = []
+        follow_ups: list[FollowUp] = []
+        for item in claimed:
+            result = self._attempt(item, event, settings)
+            results.append(result)
+            if result.status in (RETRYING, UNKNOWN) and result.next_attempt_at:
+                delay = max(0.0, (result.next_attempt_at - self.clock()).total_seconds())
+                follow_ups.append(FollowUp(item.delivery.id, item.delivery.lane, delay))
+        self.records.finish(results, self.clock())
+        return follow_ups
+
+    def _attempt(
+        self, item: Claimed, event: Event | None, settings: GroupSettings | None
+    ) -> AttemptResult:
+        delivery = item.delivery
+        now = self.clock()
+        fields = {
+            "delivery": delivery.id,
+            "event": delivery.event_id,
+            "group": delivery.group_code,
+            "kind": delivery.kind,
+            "attempt": delivery.attempts,
+        }
+        try:
+            message, envelope_from = self._build(item, event, settings, now)
+        except DispatcherError as exc:
+            log.error("delivery dead %s reason=%s", _kv(fields), exc)  # noqa: TRY400
+            return AttemptResult(delivery.id, DEAD, None, f"cannot render: {exc}")
+        try:
+            reply = self.transport.send(message, envelope_from, delivery.recipient)
+        except PermanentFailure as exc:
+            log.warning("delivery dead %s code=%s", _kv(fields), exc.code)
+            return AttemptResult(delivery.id, DEAD, exc.code, exc.text)
+        except DeliveryFailure as exc:
+            uncertain = isinstance(exc, UncertainOutcome)
+            if delivery.attempts >= self.config.retry_max_attempts:
+                log.warning(
+                    "delivery dead %s code=%s reason=retries exhausted", _kv(fields), exc.code
+                )
+                return AttemptResult(
+                    delivery.id,
+                    DEAD,
+                    exc.code,
+                    f"gave up after {delivery.attempts} attempts; last: {exc.text}",
+                    uncertain=uncertain,
+                )
+            due = now + timedelta(seconds=self.backoff(delivery.attempts))
+            status = UNKNOWN if uncertain else RETRYING
+            log.info(
+                "delivery %s %s code=%s retry_at=%s",
+                status,
+                _kv(fields),
+                exc.code,
+                due.isoformat(timespec="seconds"),
+            )
+            return AttemptResult(
+                delivery.id, status, exc.code, exc.text, next_attempt_at=due, uncertain=uncertain
+            )
+        log.info("delivery sent %s code=%s", _kv(fields), reply.code)
+        return AttemptResult(delivery.id, SENT, reply.code, reply.text, sent_at=self.clock())
+
+    def _build(
+        self, item: Claimed, event: Event | None, settings: GroupSettings | None, now: datetime
+    ) -> tuple[Any, str]:
+        delivery = item.delivery
+        if event is None or event.event_id != delivery.event_id:
+            event = parse_event(dict(item.payload))
+        if settings is None or (settings.group_code, settings.version) != (
+            delivery.group_code,
+            delivery.settings_version,
+        ):
+            settings = self.settings_repository.snapshot_version(
+                delivery.group_code, delivery.settings_version
+            )
+        kind = KIND_BY_NAME[delivery.kind]
+        context = context_for(
+            event, kind, settings.group_code, settings.group_name, settings.access_requests_to
+        )
+        email = render_email(settings.text_for(kind, delivery.recipient_locale), context)
+        recipient = Mailbox(delivery.recipient, delivery.recipient_name)
+        message = build_message(email, settings.sender, recipient, delivery.message_id, now)
+        envelope_from = self.config.smtp_envelope_from or settings.sender.address
+        return message, envelope_from
+
+    def backoff(self, attempts: int) -> float:
+        """Exponential backoff with jitter: base·2^(n-1), capped, times 0.5-1."""
+        ceiling = min(
+            self.config.retry_max_seconds,
+            self.config.retry_base_seconds * 2 ** max(0, attempts - 1),
+        )
+        return float(ceiling * (0.5 + self.jitter() / 2))
+
+    # Upkeep -----------------------------------------------------------------
+
+    def sweep(self) -> list[FollowUp]:
+        """Deliveries whose task was lost or whose worker died, to enqueue now."""
+        interval = self.config.sweep_interval_seconds
+        views = self.records.due(
+            self.clock(),
+            grace=timedelta(seconds=max(30.0, 3 * interval)),
+            lease=timedelta(seconds=self.config.sending_lease_seconds),
+            hold=timedelta(seconds=max(300.0, 10 * interval)),
+        )
+        if views:
+            log.info("sweep re-enqueues %d deliveries", len(views))
+        return [FollowUp(view.id, view.lane, 0.0) for view in views]
+
+    def replay_dead(self, ids: Iterable[int] | None) -> list[FollowUp]:
+        """Queue dead deliveries again (all when ``ids`` is None) with current settings."""
+        wanted = None if ids is None else list(ids)
+        groups = {d.group_code for d in self._dead(wanted)}
+        versions: dict[str, int] = {}
+        for group in groups:
+            try:
+                version = self.settings_repository.snapshot(group).version
+            except DispatcherError:
+                continue
+            if version is not None:
+                versions[group] = version
+        views = self.records.requeue_dead(wanted, versions, self.clock())
+        return [FollowUp(view.id, view.lane, 0.0) for view in views]
+
+    def _dead(self, ids: list[int] | None) -> list[DeliveryView]:
+        from config_store.records import DeliveryFilter
+
+        if ids is None:
+            return self.records.deliveries(DeliveryFilter(status=DEAD, limit=100_000))
+        found = [self.records.delivery(i) for i in ids]
+        return [d for d in found if d is not None and d.status == DEAD]
+
+    def failed_event_payloads(self, event_ids: Iterable[str] | None) -> list[Mapping[str, Any]]:
+        """Payloads of failed events to publish again once their cause is fixed."""
+        failed = self.records.failed_events(limit=100_000)
+        wanted = None if event_ids is None else set(event_ids)
+        return [e.payload for e in failed if wanted is None or e.event_id in wanted]
+
+
+def _kv(fields: Mapping[str, object]) -> str:
+    return " ".join(f"{key}={value}" for key, value in fields.items())

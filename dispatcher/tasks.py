@@ -1,0 +1,150 @@
+"""Celery glue only: decode, call the service, schedule follow-ups, retry on outages.
+
+Task names and the one-argument JSON shape are public (CONTRACT §4); clients
+in other languages send ``dispatcher.handle_event`` with the event object.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Task
+from celery.signals import worker_process_shutdown
+from celery.worker.consumer import Consumer
+
+from dispatcher.celery_app import MAX_COUNTDOWN, app
+from dispatcher.errors import SchemaNotReady, StoreUnavailable
+from dispatcher.kinds import queue_for
+from dispatcher.service import Dispatcher, FollowUp
+
+log = logging.getLogger("dispatcher.tasks")
+
+# Failures of the infrastructure (database down, schema not migrated yet):
+# the message is kept and tried again, never acknowledged as done.
+OUTAGES = (StoreUnavailable, SchemaNotReady)
+
+_service: Dispatcher | None = None
+
+
+def service() -> Dispatcher:
+    """This process's dispatcher, with its own engine and SMTP connection."""
+    global _service  # noqa: PLW0603 - one instance per worker process by design
+    if _service is None:
+        from config_store.database import get_engine
+        from config_store.records import DeliveryRecords
+        from config_store.repository import SettingsRepository
+        from dispatcher.settings import get_settings
+        from dispatcher.transport import SmtpConfig, SmtpTransport
+
+        config = get_settings()
+        engine = get_engine()
+        _service = Dispatcher(
+            SettingsRepository(engine),
+            DeliveryRecords(engine),
+            SmtpTransport(SmtpConfig.from_settings(config)),
+            config,
+        )
+    return _service
+
+
+def _forget_service() -> None:
+    # A forked child must open its own SMTP connection and database pool.
+    global _service  # noqa: PLW0603
+    _service = None
+
+
+os.register_at_fork(after_in_child=_forget_service)
+
+
+@worker_process_shutdown.connect
+def _close_transport(**_: Any) -> None:
+    if _service is not None:
+        _service.transport.close()
+
+
+def schedule(follow_ups: Iterable[FollowUp]) -> None:
+    """Enqueue retries that fit below the visibility timeout; the sweeper takes the rest."""
+    for item in follow_ups:
+        if item.delay <= MAX_COUNTDOWN:
+            send_delivery.apply_async(
+                (item.delivery_id,), countdown=item.delay, queue=queue_for(item.lane)
+            )
+
+
+def _outage_delay(retries: int) -> float:
+    return float(min(MAX_COUNTDOWN, 2 ** min(retries, 6)))
+
+
+@app.task(name="dispatcher.handle_event", bind=True, max_retries=None)
+def handle_event(self: Task, *args: Any, **kwargs: Any) -> None:
+    """Turn one event into e-mails. Exactly one positional argument: the event."""
+    if len(args) != 1 or kwargs:
+        service().records.record_rejected(
+            None,
+            "a dispatcher.handle_event message takes exactly one positional argument, the "
+            f"event object; this one had {len(args)} positional and {len(kwargs)} keyword",
+            {"args": list(args), "kwargs": kwargs},
+            datetime.now(UTC),
+        )
+        return
+    try:
+        outcome = service().handle_event(args[0])
+    except OUTAGES as exc:
+        log.warning("event postponed: %s", exc)
+        raise self.retry(exc=exc, countdown=_outage_delay(self.request.retries)) from None
+    schedule(outcome.follow_ups)
+
+
+@app.task(name="dispatcher.send_delivery", bind=True, max_retries=None)
+def send_delivery(self: Task, delivery_id: int) -> None:
+    """Attempt one recorded delivery again (a retry, a replay or a sweep)."""
+    try:
+        follow_ups = service().send([int(delivery_id)])
+    except OUTAGES as exc:
+        log.warning("delivery %s postponed: %s", delivery_id, exc)
+        raise self.retry(exc=exc, countdown=_outage_delay(self.request.retries)) from None
+    schedule(follow_ups)
+
+
+@app.task(name="dispatcher.sweep", bind=True, max_retries=0)
+def sweep(self: Task) -> None:
+    """Re-enqueue deliveries whose task was lost or whose worker died."""
+    try:
+        schedule(service().sweep())
+    except OUTAGES as exc:  # The next sweep comes soon; nothing is lost meanwhile.
+        log.warning("sweep skipped: %s", exc)
+
+
+class RecordingConsumer(Consumer):  # type: ignore[misc]
+    """Records messages the worker cannot even decode, instead of only logging them."""
+
+    def _record(self, body: object, reason: str) -> None:
+        try:
+            service().records.record_rejected(None, reason, body, datetime.now(UTC))
+        except Exception:
+            log.exception("could not record a rejected message")
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        self._record(
+            message.body if isinstance(message.body, str) else repr(message.body)[:4000],
+            f"the message body cannot be decoded ({message.content_type}): {exc}; "
+            "send JSON (content type application/json)",
+        )
+        super().on_decode_error(message, exc)
+
+    def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
+        name = (message.headers or {}).get("task")
+        self._record(body, f"unknown task {name!r}; the task is named dispatcher.handle_event")
+        super().on_unknown_task(body, message, exc)
+
+    def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
+        self._record(body, f"invalid task message: {exc}")
+        super().on_invalid_task(body, message, exc)
+
+    def on_unknown_message(self, body: Any, message: Any) -> None:
+        self._record(body, "a message that is not a Celery task message")
+        super().on_unknown_message(body, message)

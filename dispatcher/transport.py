@@ -1,0 +1,294 @@
+"""SMTP: the only module that speaks it.
+
+Each worker process keeps one connection and reuses it across messages,
+reconnects when the server dropped an idle connection, and starts a fresh one
+after a number of messages. Every reply and every fault is classified here,
+in one place: temporary (try again later), permanent (dead letter), or
+uncertain (the message may have been accepted; see ``UncertainOutcome``).
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from typing import Any, Literal
+
+from dispatcher.errors import DispatcherError
+from dispatcher.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Verdict = Literal["temporary", "permanent"]
+
+
+def classify(code: int) -> Verdict:
+    """Sort an SMTP reply code into temporary or permanent failure.
+
+    4xx is temporary and 5xx permanent (RFC 5321 §4.2.1), with one exception:
+    552 "exceeded storage allocation" is treated as temporary, because RFC
+    5321 §4.5.3.1.10 notes that clients should treat it as 452 when given to
+    RCPT, and a full mailbox usually empties again. Anything else unexpected
+    (1xx-3xx where a final reply was due) is treated as temporary.
+    """
+    if code == 552:
+        return "temporary"
+    if 500 <= code <= 599:
+        return "permanent"
+    return "temporary"
+
+
+@dataclass(frozen=True)
+class SmtpReply:
+    code: int
+    text: str
+
+
+class DeliveryFailure(DispatcherError):
+    """An attempt failed; ``code`` and ``text`` are the server's reply, if any."""
+
+    verdict: str = "temporary"
+
+    def __init__(self, text: str, code: int | None = None) -> None:
+        self.code = code
+        self.text = text
+        super().__init__(f"{code} {text}" if code else text)
+
+
+class TemporaryFailure(DeliveryFailure):
+    verdict = "temporary"
+
+
+class PermanentFailure(DeliveryFailure):
+    verdict = "permanent"
+
+
+class UncertainOutcome(DeliveryFailure):
+    """The connection was lost after the whole message was handed over.
+
+    The server may or may not have accepted it (RFC 1047). Like most MTAs we
+    send again rather than risk losing the e-mail; the Message-ID stays the
+    same so that the copies can be recognised.
+    """
+
+    verdict = "unknown"
+
+
+def failure_for(code: int, text: str) -> DeliveryFailure:
+    if classify(code) == "permanent":
+        return PermanentFailure(text, code)
+    return TemporaryFailure(text, code)
+
+
+def _decode(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return " ".join(text.split())
+
+
+class _TrackingSMTP(smtplib.SMTP):
+    """Remembers whether the final "." of DATA went out before a failure."""
+
+    dot_sent = False
+
+    def send(self, s: Any) -> None:
+        super().send(s)
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            self.dot_sent = True
+
+
+class _TrackingSMTPSSL(smtplib.SMTP_SSL, _TrackingSMTP):
+    pass
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    security: str
+    username: str | None
+    password: str | None
+    timeout: float
+    max_messages_per_connection: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpConfig:
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            security=settings.smtp_security,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            timeout=settings.smtp_timeout,
+            max_messages_per_connection=settings.smtp_max_messages_per_connection,
+        )
+
+    def __repr__(self) -> str:  # The password must never reach a log line.
+        return f"SmtpConfig(host={self.host!r}, port={self.port}, security={self.security!r})"
+
+
+class SmtpTransport:
+    """One reusable SMTP connection per process."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self.config = config
+        self._conn: _TrackingSMTP | None = None
+        self._sent_on_connection = 0
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            conn.quit()
+        except (smtplib.SMTPException, OSError):
+            conn.close()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _connect(self) -> _TrackingSMTP:
+        cfg = self.config
+        where = f"{cfg.host}:{cfg.port}"
+        context = ssl.create_default_context()  # Verifies certificates and host names.
+        conn: _TrackingSMTP
+        try:
+            if cfg.security == "tls":
+                conn = _TrackingSMTPSSL(cfg.host, cfg.port, timeout=cfg.timeout, context=context)
+            else:
+                conn = _TrackingSMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+            conn.ehlo()
+            if cfg.security == "starttls":
+                conn.starttls(context=context)
+                conn.ehlo()
+            if cfg.username:
+                conn.login(cfg.username, cfg.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            # A configuration problem, not a property of the e-mail: keep the
+            # e-mail and retry, so that fixing the credentials delivers it.
+            raise TemporaryFailure(
+                f"SMTP authentication at {where} failed ({exc.smtp_code}); check "
+                "DISPATCHER_SMTP_USERNAME and DISPATCHER_SMTP_PASSWORD",
+                exc.smtp_code,
+            ) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            raise TemporaryFailure(
+                f"the SMTP server at {where} does not support this: {exc}; check "
+                "DISPATCHER_SMTP_SECURITY"
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            raise TemporaryFailure(
+                f"the SMTP server at {where} refused the connection: {_decode(exc.smtp_error)}",
+                exc.smtp_code,
+            ) from None
+        except ssl.SSLError as exc:
+            raise TemporaryFailure(
+                f"TLS with {where} failed: {exc.reason or exc}; check DISPATCHER_SMTP_SECURITY "
+                "and the server's certificate"
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TemporaryFailure(f"cannot connect to the SMTP server at {where}: {exc}") from None
+        self._sent_on_connection = 0
+        return conn
+
+    def send(self, message: EmailMessage, sender: str, recipient: str) -> SmtpReply:
+        """Send one message to one recipient; raise a ``DeliveryFailure`` subclass."""
+        data = message.as_bytes(policy=SMTP_POLICY)
+        reused = self._conn is not None
+        if (
+            self._conn is not None
+            and self._sent_on_connection >= self.config.max_messages_per_connection
+        ):
+            self.close()
+            reused = False
+        try:
+            return self._transaction(data, sender, recipient)
+        except _StaleConnection:
+            # The server closed a connection we kept open between messages.
+            # Nothing of this message went out, so trying once more on a fresh
+            # connection is safe.
+            if not reused:
+                raise TemporaryFailure("the SMTP server closed the connection") from None
+            return self._transaction(data, sender, recipient)
+
+    def _transaction(  # noqa: PLR0912 - one branch per SMTP stage and fault
+        self, data: bytes, sender: str, recipient: str
+    ) -> SmtpReply:
+        fresh = self._conn is None
+        if self._conn is None:
+            self._conn = self._connect()
+        conn = self._conn
+        conn.dot_sent = False
+        stage = "MAIL FROM"
+        try:
+            code, reply = conn.mail(sender)
+            if code == 421 and not fresh:
+                self._drop()
+                raise _StaleConnection
+            if code != 250:
+                self._reset()
+                raise failure_for(code, f"MAIL FROM refused: {_decode(reply)}")
+            stage = "RCPT TO"
+            code, reply = conn.rcpt(recipient)
+            if code not in (250, 251):
+                self._reset()
+                raise failure_for(code, f"RCPT TO refused: {_decode(reply)}")
+            stage = "DATA"
+            code, reply = conn.data(data)
+        except smtplib.SMTPDataError as exc:
+            self._reset()
+            raise failure_for(exc.smtp_code, f"DATA refused: {_decode(exc.smtp_error)}") from None
+        except smtplib.SMTPServerDisconnected as exc:
+            self._drop()
+            if conn.dot_sent:
+                raise UncertainOutcome(
+                    "the connection was lost after the message was sent, before the reply"
+                ) from None
+            if not fresh and stage == "MAIL FROM":
+                raise _StaleConnection from None
+            raise TemporaryFailure(
+                f"the SMTP server dropped the connection at {stage}: {exc}"
+            ) from None
+        except TimeoutError:
+            self._drop()
+            if conn.dot_sent:
+                raise UncertainOutcome(
+                    f"no reply within {self.config.timeout:g} s after the message was sent"
+                ) from None
+            raise TemporaryFailure(
+                f"the SMTP server did not answer within {self.config.timeout:g} s at {stage}"
+            ) from None
+        except OSError as exc:
+            self._drop()
+            if conn.dot_sent:
+                raise UncertainOutcome(
+                    f"the connection failed after the message was sent: {exc}"
+                ) from None
+            raise TemporaryFailure(f"the SMTP connection failed at {stage}: {exc}") from None
+        if code != 250:
+            self._reset()
+            raise failure_for(code, f"message refused: {_decode(reply)}")
+        self._sent_on_connection += 1
+        return SmtpReply(code, _decode(reply))
+
+    def _reset(self) -> None:
+        """Clear a failed transaction; drop the connection if even that fails."""
+        if self._conn is None:
+            return
+        try:
+            code, _ = self._conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+            return
+        if code != 250:
+            self._drop()
+
+
+class _StaleConnection(Exception):
+    """Internal signal: a kept connection turned out to be closed."""
+
+    pass
