@@ -13,8 +13,11 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
+from dispatcher import broker_guard
 from dispatcher.kinds import ALL_QUEUES, MAINTENANCE_QUEUE, Lane, queue_for
 from dispatcher.settings import get_settings
+
+broker_guard.install()
 
 VISIBILITY_TIMEOUT = 90
 MAX_COUNTDOWN = 60

@@ -124,10 +124,11 @@ def build_message(
     message["Subject"] = email.subject
     message["Date"] = format_datetime(date)
     message["Message-ID"] = message_id
-    message["Content-Language"] = email.locale
     # RFC 3834: automatic replies (out-of-office notices) should not answer.
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
     message.set_content(email.text, subtype="plain", charset="utf-8")
     message.add_alternative(email.html, subtype="html", charset="utf-8")
+    # After the parts: set_content() drops every Content-* header set before.
+    message["Content-Language"] = email.locale
     return message

@@ -11,6 +11,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+# Every Redis key of this test run carries its own prefix, so that runs and
+# the workers they start never see each other's queues. Set before anything
+# reads the settings.
+os.environ.setdefault("DISPATCHER_BROKER_PREFIX", f"test-{uuid.uuid4().hex[:10]}:")
+os.environ.setdefault(
+    "DISPATCHER_BROKER_URL",
+    os.environ.get("DISPATCHER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+)
+
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
@@ -104,3 +113,44 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DISPATCHER_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     return tmp_path
+
+
+def require_redis() -> None:
+    import redis
+
+    client = redis.Redis.from_url(os.environ["DISPATCHER_BROKER_URL"], socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        service_missing("Redis", str(exc))
+    finally:
+        client.close()
+
+
+def fresh_database(kind: str, directory: Path) -> tuple[str, object]:
+    """A new, migrated database of ``kind``; returns its URL and a cleanup callable."""
+    if kind == "sqlite":
+        url = f"sqlite:///{directory / 'pipeline.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        return url, lambda: None
+    schema = f"p_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:
+        admin.dispose()
+        service_missing("PostgreSQL", str(exc).splitlines()[0])
+    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+
+    def drop() -> None:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return url, drop

@@ -1,0 +1,86 @@
+"""A local mail sink: an SMTP server that keeps every message as an .eml file.
+
+For trying the product without a mail server (``dispatcher up``) and for
+tests. Each message is written atomically to ``<dir>/<time>-<n>.eml`` and
+indexed in ``<dir>/index.jsonl`` with envelope, Message-ID and subject.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import itertools
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+class SinkHandler:
+    """aiosmtpd handler that stores messages; subclasses may refuse some."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.store(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+        return "250 2.0.0 OK: stored"
+
+    def store(self, mail_from: str, rcpt_tos: list[str], content: bytes) -> Path:
+        parsed = email.message_from_bytes(content, policy=email.policy.default)
+        with self._lock:
+            number = next(self._counter)
+            name = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{number:06d}.eml"
+            path = self.directory / name
+            temporary = path.with_suffix(".tmp")
+            temporary.write_bytes(content)
+            temporary.replace(path)
+            entry = {
+                "file": name,
+                "received_at": time.time(),
+                "mail_from": mail_from,
+                "rcpt_tos": rcpt_tos,
+                "message_id": parsed.get("Message-ID"),
+                "subject": str(parsed.get("Subject", "")),
+                "from": str(parsed.get("From", "")),
+                "to": str(parsed.get("To", "")),
+            }
+            with (self.directory / "index.jsonl").open("a", encoding="utf-8") as index:
+                index.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        return path
+
+
+def read_index(directory: Path) -> list[dict[str, Any]]:
+    """The messages a sink has stored, oldest first."""
+    index = directory / "index.jsonl"
+    if not index.exists():
+        return []
+    entries = []
+    for line in index.read_text("utf-8").splitlines():
+        if line.strip():
+            entries.append(json.loads(line))
+    return entries
+
+
+def start_sink(
+    directory: Path, host: str = "127.0.0.1", port: int = 2525, handler: Any = None
+) -> Controller:
+    """Start a sink in a background thread; call ``.stop()`` on the result."""
+    controller = Controller(
+        handler or SinkHandler(directory),
+        hostname=host,
+        port=port,
+        # Bodies of test and demo mails are small, but the limit is the
+        # product's own (MAX_OUTPUT_CHARS) with room for the HTML layout.
+        data_size_limit=2 * 1024 * 1024,
+        ready_timeout=10,
+    )
+    controller.start()
+    return controller
