@@ -15,7 +15,7 @@ import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from dispatcher.errors import DispatcherError
 from dispatcher.settings import Settings
@@ -151,11 +151,10 @@ class SmtpTransport:
         if conn is not None:
             conn.close()
 
-    def _connect(self) -> _TrackingSMTP:
+    def _open(self) -> _TrackingSMTP:
         cfg = self.config
-        where = f"{cfg.host}:{cfg.port}"
         context = ssl.create_default_context()  # Verifies certificates and host names.
-        conn: _TrackingSMTP
+        conn: _TrackingSMTP | None = None
         try:
             if cfg.security == "tls":
                 conn = _TrackingSMTPSSL(cfg.host, cfg.port, timeout=cfg.timeout, context=context)
@@ -167,6 +166,17 @@ class SmtpTransport:
                 conn.ehlo()
             if cfg.username:
                 conn.login(cfg.username, cfg.password or "")
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+        self._sent_on_connection = 0
+        return conn
+
+    def _connect(self) -> _TrackingSMTP:
+        where = f"{self.config.host}:{self.config.port}"
+        try:
+            return self._open()
         except smtplib.SMTPAuthenticationError as exc:
             # A configuration problem, not a property of the e-mail: keep the
             # e-mail and retry, so that fixing the credentials delivers it.
@@ -192,8 +202,6 @@ class SmtpTransport:
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise TemporaryFailure(f"cannot connect to the SMTP server at {where}: {exc}") from None
-        self._sent_on_connection = 0
-        return conn
 
     def send(self, message: EmailMessage, sender: str, recipient: str) -> SmtpReply:
         """Send one message to one recipient; raise a ``DeliveryFailure`` subclass."""
@@ -244,6 +252,9 @@ class SmtpTransport:
             raise failure_for(exc.smtp_code, f"DATA refused: {_decode(exc.smtp_error)}") from None
         except smtplib.SMTPServerDisconnected as exc:
             self._drop()
+            # smtplib reports a read timeout as a disconnection; tell them apart.
+            if isinstance(exc.__context__, TimeoutError):
+                return self._timed_out(conn, stage)
             if conn.dot_sent:
                 raise UncertainOutcome(
                     "the connection was lost after the message was sent, before the reply"
@@ -255,13 +266,7 @@ class SmtpTransport:
             ) from None
         except TimeoutError:
             self._drop()
-            if conn.dot_sent:
-                raise UncertainOutcome(
-                    f"no reply within {self.config.timeout:g} s after the message was sent"
-                ) from None
-            raise TemporaryFailure(
-                f"the SMTP server did not answer within {self.config.timeout:g} s at {stage}"
-            ) from None
+            return self._timed_out(conn, stage)
         except OSError as exc:
             self._drop()
             if conn.dot_sent:
@@ -274,6 +279,15 @@ class SmtpTransport:
             raise failure_for(code, f"message refused: {_decode(reply)}")
         self._sent_on_connection += 1
         return SmtpReply(code, _decode(reply))
+
+    def _timed_out(self, conn: _TrackingSMTP, stage: str) -> NoReturn:
+        if conn.dot_sent:
+            raise UncertainOutcome(
+                f"no reply within {self.config.timeout:g} s after the message was sent"
+            )
+        raise TemporaryFailure(
+            f"the SMTP server did not answer within {self.config.timeout:g} s at {stage}"
+        )
 
     def _reset(self) -> None:
         """Clear a failed transaction; drop the connection if even that fails."""

@@ -90,7 +90,7 @@ class Sink:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        wait_for(lambda: (self.directory / "ready").exists(), 20, "the SMTP sink to start")
+        wait_for((self.directory / "ready").exists, 20, "the SMTP sink to start")
         return self
 
     def stop(self) -> None:

@@ -31,7 +31,7 @@ class FaultySinkHandler(SinkHandler):
     def __init__(self, directory: Path, faults: Path | None) -> None:
         super().__init__(directory)
         self.faults = faults
-        self.used: dict[int, int] = {}
+        self.used: dict[str, int] = {}
         self.lock = threading.Lock()
 
     def _rule(self, stage: str, recipients: list[str]) -> dict[str, Any] | None:
@@ -41,16 +41,18 @@ class FaultySinkHandler(SinkHandler):
             rules = json.loads(self.faults.read_text("utf-8") or "[]")
         except json.JSONDecodeError:
             return None
-        for number, rule in enumerate(rules):
+        for rule in rules:
             if rule.get("stage") != stage:
                 continue
             if not any(rule.get("match", "") in r for r in recipients):
                 continue
+            # Counted per rule text, so a test that installs new rules starts afresh.
+            key = json.dumps(rule, sort_keys=True)
             with self.lock:
-                used = self.used.get(number, 0)
+                used = self.used.get(key, 0)
                 if "times" in rule and used >= rule["times"]:
                     continue
-                self.used[number] = used + 1
+                self.used[key] = used + 1
             return dict(rule)
         return None
 
