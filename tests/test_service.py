@@ -73,7 +73,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def make(engine: Engine, clock: Clock) -> Iterator[Any]:
+def make(engine: Engine, clock: Clock) -> Any:
     repository = SettingsRepository(engine)
     repository.add_group("RETAIL", "Retail customers")
     repository.save_settings("RETAIL", full(), "test")
@@ -90,7 +90,7 @@ def make(engine: Engine, clock: Clock) -> Iterator[Any]:
         )
         return service, transport
 
-    yield build
+    return build
 
 
 def reset_event(event_id: str = "e-1") -> dict[str, Any]:
