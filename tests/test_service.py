@@ -6,7 +6,6 @@ same paths run against a real SMTP server in the integration tests.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any

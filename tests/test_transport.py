@@ -171,9 +171,7 @@ def test_no_answer_before_data_is_temporary(sink: Sink) -> None:
 
 def test_refused_connection_is_temporary() -> None:
     transport = SmtpTransport(config(free_port()))
-    with pytest.raises(
-        TemporaryFailure, match=r"cannot connect to the SMTP server at 127\.0\.0\.1"
-    ):
+    with pytest.raises(TemporaryFailure, match=r"cannot connect to the SMTP server at 127\.0"):
         send(transport, "nobody@example.com")
 
 
