@@ -329,9 +329,12 @@ def _parse_events_text(text: str, name: str) -> tuple[list[object], list[str]]:
                 continue
             try:
                 events.append(json.loads(line))
-            except json.JSONDecodeError:
-                if number == 1:
-                    exc = first_error
+            except json.JSONDecodeError as exc:
+                if not events:  # Not NDJSON either: report the document's own error.
+                    _fail(
+                        f"{name}: not valid JSON at line {first_error.lineno}, column "
+                        f"{first_error.colno}: {first_error.msg}"
+                    )
                 _fail(f"{name}: line {number} is not valid JSON ({exc.msg}, column {exc.colno})")
             labels.append(f"line {number}")
         return events, labels

@@ -82,10 +82,14 @@ def running_stack(kind: str, directory: Path, **extra_env: str) -> Iterator[Stac
     )
     engine = make_engine(url)
     purge_broker(prefix)
+    stack = Stack(directory, url, engine, sink, worker, env)
     try:
         worker.start()
-        yield Stack(directory, url, engine, sink, worker, env)
+        yield stack
     finally:
+        # Tests may replace the worker or the sink; stop whatever runs now.
+        stack.worker.stop()
+        stack.sink.stop()
         worker.stop()
         sink.stop()
         engine.dispose()
