@@ -96,8 +96,10 @@ def main() -> None:
         }
     print(json.dumps(result, indent=2))
     verdict = "meets" if result["reset_latency_ms"]["max"] <= 1000 else "MISSES"
-    print(f"password reset while {args.batch} e-mails drain: max "
-          f"{result['reset_latency_ms']['max']} ms ({verdict} the 1 s target)")
+    print(
+        f"password reset while {args.batch} e-mails drain: max "
+        f"{result['reset_latency_ms']['max']} ms ({verdict} the 1 s target)"
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", "utf-8")
 

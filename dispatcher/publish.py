@@ -42,6 +42,45 @@ def _send(event: Event) -> None:
         ) from None
 
 
+def publish_test_send(group: str, kind: str, address: str, locale: str | None, actor: str) -> str:
+    """Enqueue a test send of one e-mail kind to ``address``; return its event_id.
+
+    The caller checks that the group exists; the kind, address and locale are
+    checked here, and again by the worker.
+    """
+    import uuid
+
+    from kombu.exceptions import OperationalError
+
+    from dispatcher.celery_app import app
+    from dispatcher.service import TestSend
+
+    request = {
+        "event_id": f"test-{uuid.uuid4().hex}",
+        "group": group,
+        "kind": kind,
+        "address": address,
+        "locale": locale,
+        "actor": actor,
+    }
+    test = TestSend.parse(request)
+    from dispatcher.kinds import KIND_BY_NAME
+
+    queue = queue_for(KIND_BY_NAME[test.kind].lane)
+    try:
+        app.send_task(
+            "dispatcher.test_send",
+            args=[request],
+            queue=queue,
+            routing_key=queue,
+            retry=True,
+            retry_policy=_RETRY_POLICY,
+        )
+    except (OperationalError, OSError) as exc:
+        raise BrokerUnavailable(f"cannot reach the broker ({exc}); nothing was enqueued") from None
+    return test.event_id
+
+
 def publish(event: Mapping[str, Any]) -> str:
     """Validate one event and enqueue it; return its ``event_id``."""
     parsed = parse_event(dict(event) if isinstance(event, Mapping) else event)

@@ -36,7 +36,7 @@ from dispatcher.events import Event, parse_event
 from dispatcher.kinds import KIND_BY_NAME, lane_for_event
 from dispatcher.render import build_message, message_id_for, render_email
 from dispatcher.rules import plan
-from dispatcher.samples import context_for
+from dispatcher.samples import context_for, sample_event
 from dispatcher.settings import Settings
 from dispatcher.transport import (
     DeliveryFailure,
@@ -146,6 +146,52 @@ class Dispatcher:
         follow_ups = self.send(due, event=event, settings=settings)
         status = "accepted" if due or not deliveries else "duplicate"
         return EventOutcome(event.event_id, status, None, tuple(deliveries), tuple(follow_ups))
+
+    def handle_test_send(self, request: Mapping[str, Any]) -> EventOutcome:
+        """Send one kind of e-mail with sample data to a given address, marked as a test.
+
+        It travels the real path (record, render, SMTP) but ignores the
+        checkboxes: an administrator checking a text wants to see it.
+        """
+        now = self.clock()
+        try:
+            test = TestSend.parse(request)
+        except DispatcherError as exc:
+            self.records.record_rejected(None, f"test send: {exc}", dict(request), now)
+            return EventOutcome(None, "rejected", str(exc))
+        settings = self.settings_repository.snapshot(test.group)
+        kind = KIND_BY_NAME[test.kind]
+        raw = sample_event(kind.event_type)
+        raw.update(event_id=test.event_id, customer_group=test.group)
+        person = {
+            "email": test.address,
+            "name": "Test",
+            **({"locale": test.locale} if test.locale else {}),
+        }
+        if kind.recipient_field:
+            raw[kind.recipient_field] = person
+        event = parse_event(raw)
+        address = parse_mailbox(test.address).address
+        planned = [
+            NewDelivery(
+                kind=kind.name,
+                recipient=address,
+                recipient_name="Test",
+                recipient_locale=test.locale,
+                message_id=message_id_for(
+                    event.event_id, kind.name, address, settings.sender.address.rpartition("@")[2]
+                ),
+                lane=kind.lane.value,
+            )
+        ]
+        payload = event.model_dump(mode="json", exclude_none=True)
+        deliveries = self.records.record_accepted(
+            payload, kind.lane.value, planned, settings.version or 0, now, test=True
+        )
+        follow_ups = self.send(
+            [d.id for d in deliveries if d.status in WAITING], event=event, settings=settings
+        )
+        return EventOutcome(event.event_id, "accepted", None, tuple(deliveries), tuple(follow_ups))
 
     # Deliveries -------------------------------------------------------------
 
@@ -294,6 +340,45 @@ class Dispatcher:
         failed = self.records.failed_events(limit=100_000)
         wanted = None if event_ids is None else set(event_ids)
         return [e.payload for e in failed if wanted is None or e.event_id in wanted]
+
+
+@dataclass(frozen=True)
+class TestSend:
+    """A request to send one e-mail kind of a group, with sample data, to one address."""
+
+    event_id: str
+    group: str
+    kind: str
+    address: str
+    locale: str | None
+    actor: str
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> TestSend:
+        from dispatcher.kinds import lookup_kind
+        from dispatcher.locales import locale_problem
+
+        try:
+            event_id, group, kind, address = (
+                str(raw[key]) for key in ("event_id", "group", "kind", "address")
+            )
+        except KeyError as exc:
+            raise DispatcherError(f"test send: {exc.args[0]} is required") from None
+        locale = raw.get("locale")
+        if locale is not None and locale_problem(str(locale)):
+            raise DispatcherError(f"locale: {locale_problem(str(locale))}")
+        try:
+            parse_mailbox(address)
+        except ValueError as exc:
+            raise DispatcherError(f"address: {exc}") from None
+        return cls(
+            event_id=event_id,
+            group=group,
+            kind=lookup_kind(kind).name,
+            address=address,
+            locale=str(locale) if locale else None,
+            actor=str(raw.get("actor") or "unknown"),
+        )
 
 
 def _kv(fields: Mapping[str, object]) -> str:

@@ -99,6 +99,16 @@ def handle_event(self: Task, *args: Any, **kwargs: Any) -> None:
     schedule(outcome.follow_ups)
 
 
+@app.task(name="dispatcher.test_send", bind=True, max_retries=None)
+def test_send(self: Task, request: dict[str, Any]) -> None:
+    """Send one e-mail kind with sample data to an address, marked as a test."""
+    try:
+        outcome = service().handle_test_send(request)
+    except OUTAGES as exc:
+        raise self.retry(exc=exc, countdown=_outage_delay(self.request.retries)) from None
+    schedule(outcome.follow_ups)
+
+
 @app.task(name="dispatcher.send_delivery", bind=True, max_retries=None)
 def send_delivery(self: Task, delivery_id: int) -> None:
     """Attempt one recorded delivery again (a retry, a replay or a sweep)."""

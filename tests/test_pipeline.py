@@ -330,3 +330,19 @@ def test_malformed_messages_are_recorded_and_the_worker_keeps_working(stack: Sta
     publish(item)
     stack.wait_status(item["event_id"], {"sent"})
     assert json.loads(json.dumps(reasons))
+
+
+def test_a_test_send_travels_the_real_path_and_is_marked(stack: Stack) -> None:
+    from dispatcher.publish import publish_test_send
+
+    document = full()
+    document["notify_old_main_contact"]["send_email"] = False  # ignored by a test send
+    group = group_with(stack, document)
+    address = f"admin-{uuid.uuid4().hex[:6]}@example.com"
+    event_id = publish_test_send(group, "main_contact.old", address, "de", "alice")
+    [row] = stack.wait_status(event_id, {"sent"})
+    assert (row.test, row.kind, row.recipient) == (True, "main_contact.old", address)
+    message = only_message_to(stack, address)
+    assert message["Subject"] == "Hauptkontakt geändert"
+    with pytest.raises(Exception, match="address: is not a valid e-mail address"):
+        publish_test_send(group, "main_contact.old", "nope", None, "alice")
