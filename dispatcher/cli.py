@@ -596,3 +596,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"database error: {first_line(exc)}; check DISPATCHER_DATABASE_URL")
     except BrokenPipeError:  # pragma: no cover - e.g. `dispatcher ... | head`
         sys.exit(0)
+
+
+# Commands defined in their own modules register on `cli` when imported.
+from dispatcher import cli_ops as _cli_ops  # noqa: E402,F401
