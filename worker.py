@@ -1,4 +1,16 @@
-"""Entry point for ``celery -A worker worker``: it imports the app, nothing else."""
+"""Entry point for ``celery -A worker worker``: it imports the app, nothing else.
+
+A worker's pool processes count their metrics in shared files; the directory
+must be known before any metric is created, so it is chosen here, first.
+"""
+
+import os
+import sys
+import tempfile
+
+if "worker" in sys.argv[1:] and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dispatcher-metrics-")
+    os.environ["DISPATCHER_OWN_METRICS_DIR"] = "1"
 
 from dispatcher.celery_app import app
 

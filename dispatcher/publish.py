@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from dispatcher import metrics
 from dispatcher.errors import BrokerUnavailable, FieldError, InvalidEvent
 from dispatcher.events import Event, parse_event
 from dispatcher.kinds import lane_for_event, queue_for
@@ -32,6 +34,8 @@ def _send(event: Event) -> None:
             routing_key=queue,
             retry=True,
             retry_policy=_RETRY_POLICY,
+            # Lets the worker time event-to-acceptance; optional for other clients.
+            headers={"published_at": time.time()},
         )
     except (OperationalError, OSError) as exc:
         from dispatcher.settings import get_settings, redact_url
@@ -40,6 +44,7 @@ def _send(event: Event) -> None:
             f"cannot reach the broker at {redact_url(get_settings().broker_url)} ({exc}); "
             "nothing was enqueued: check DISPATCHER_BROKER_URL and that Redis is running"
         ) from None
+    metrics.PUBLISHED.labels(type=event.type).inc()
 
 
 def publish_test_send(group: str, kind: str, address: str, locale: str | None, actor: str) -> str:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +32,7 @@ from config_store.records import (
     NewDelivery,
 )
 from config_store.repository import SettingsRepository
+from dispatcher import logs, metrics
 from dispatcher.addresses import Mailbox, parse_mailbox
 from dispatcher.errors import DispatcherError, InvalidEvent, NoSettings, UnknownGroup
 from dispatcher.events import Event, parse_event
@@ -96,8 +99,22 @@ class Dispatcher:
 
     # Events -----------------------------------------------------------------
 
-    def handle_event(self, raw: object) -> EventOutcome:
-        """Process one raw event from the queue; never raises for bad input."""
+    def handle_event(self, raw: object, published_at: float | None = None) -> EventOutcome:
+        """Process one raw event from the queue; never raises for bad input.
+
+        ``published_at`` (Unix time, from the message) times event-to-acceptance.
+        """
+        outcome = self._handle_event(raw, published_at)
+        event_type = raw.get("type") if isinstance(raw, dict) else None
+        group = raw.get("customer_group") if isinstance(raw, dict) else None
+        metrics.EVENTS.labels(
+            type=event_type if outcome.status != "rejected" else "invalid",
+            group=group if outcome.status != "rejected" else "-",
+            outcome=outcome.status,
+        ).inc()
+        return outcome
+
+    def _handle_event(self, raw: object, published_at: float | None) -> EventOutcome:
         now = self.clock()
         try:
             event = parse_event(raw)
@@ -106,7 +123,7 @@ class Dispatcher:
             event_id = event_id if isinstance(event_id, str) else None
             reason = "; ".join(str(error) for error in exc.errors) or str(exc)
             self.records.record_rejected(event_id, reason, raw, now)
-            log.warning("event rejected event=%s reason=%s", event_id, reason)
+            logs.step(log, logging.WARNING, "event rejected", event_id=event_id, reason=reason)
             return EventOutcome(event_id, "rejected", reason)
         payload = event.model_dump(mode="json", exclude_none=True)
         lane = lane_for_event(event.type).value
@@ -116,11 +133,13 @@ class Dispatcher:
             view = self.records.record_failed(payload, lane, str(exc), now)
             if view.outcome == "accepted":  # A redelivered copy of an accepted event.
                 return EventOutcome(event.event_id, "duplicate")
-            log.warning(
-                "event failed event=%s group=%s reason=%s",
-                event.event_id,
-                event.customer_group,
-                exc,
+            logs.step(
+                log,
+                logging.WARNING,
+                "event failed",
+                event_id=event.event_id,
+                group=event.customer_group,
+                reason=str(exc),
             )
             return EventOutcome(event.event_id, "failed", str(exc))
         planned = [
@@ -143,7 +162,7 @@ class Dispatcher:
             payload, lane, planned, settings.version or 0, now
         )
         due = [d.id for d in deliveries if d.status in WAITING]
-        follow_ups = self.send(due, event=event, settings=settings)
+        follow_ups = self.send(due, event=event, settings=settings, published_at=published_at)
         status = "accepted" if due or not deliveries else "duplicate"
         return EventOutcome(event.event_id, status, None, tuple(deliveries), tuple(follow_ups))
 
@@ -201,6 +220,7 @@ class Dispatcher:
         *,
         event: Event | None = None,
         settings: GroupSettings | None = None,
+        published_at: float | None = None,
     ) -> list[FollowUp]:
         """Claim, render and send the due deliveries among ``delivery_ids``."""
         lease = timedelta(seconds=self.config.sending_lease_seconds)
@@ -210,6 +230,7 @@ class Dispatcher:
         for item in claimed:
             result = self._attempt(item, event, settings)
             results.append(result)
+            _count(item.delivery, result, published_at)
             if result.status in (RETRYING, UNKNOWN) and result.next_attempt_at:
                 delay = max(0.0, (result.next_attempt_at - self.clock()).total_seconds())
                 follow_ups.append(FollowUp(item.delivery.id, item.delivery.lane, delay))
@@ -221,50 +242,66 @@ class Dispatcher:
     ) -> AttemptResult:
         delivery = item.delivery
         now = self.clock()
-        fields = {
-            "delivery": delivery.id,
-            "event": delivery.event_id,
+        fields: dict[str, Any] = {
+            "event_id": delivery.event_id,
+            "delivery_id": delivery.id,
             "group": delivery.group_code,
             "kind": delivery.kind,
             "attempt": delivery.attempts,
         }
         try:
-            message, envelope_from = self._build(item, event, settings, now)
+            with _timed(metrics.RENDER_SECONDS):
+                message, envelope_from = self._build(item, event, settings, now)
         except DispatcherError as exc:
-            log.error("delivery dead %s reason=%s", _kv(fields), exc)  # noqa: TRY400
+            logs.step(log, logging.ERROR, "delivery dead", **fields, reason=f"cannot render: {exc}")
             return AttemptResult(delivery.id, DEAD, None, f"cannot render: {exc}")
+        started = time.perf_counter()
         try:
             reply = self.transport.send(message, envelope_from, delivery.recipient)
-        except PermanentFailure as exc:
-            log.warning("delivery dead %s code=%s", _kv(fields), exc.code)
-            return AttemptResult(delivery.id, DEAD, exc.code, exc.text)
         except DeliveryFailure as exc:
-            uncertain = isinstance(exc, UncertainOutcome)
-            if delivery.attempts >= self.config.retry_max_attempts:
-                log.warning(
-                    "delivery dead %s code=%s reason=retries exhausted", _kv(fields), exc.code
-                )
-                return AttemptResult(
-                    delivery.id,
-                    DEAD,
-                    exc.code,
-                    f"gave up after {delivery.attempts} attempts; last: {exc.text}",
-                    uncertain=uncertain,
-                )
-            due = now + timedelta(seconds=self.backoff(delivery.attempts))
-            status = UNKNOWN if uncertain else RETRYING
-            log.info(
-                "delivery %s %s code=%s retry_at=%s",
-                status,
-                _kv(fields),
-                exc.code,
-                due.isoformat(timespec="seconds"),
+            metrics.SMTP_SECONDS.labels(outcome=exc.verdict).observe(time.perf_counter() - started)
+            return self._failed(delivery, exc, now, fields)
+        metrics.SMTP_SECONDS.labels(outcome="accepted").observe(time.perf_counter() - started)
+        logs.step(log, logging.INFO, "delivery sent", **fields, smtp_code=reply.code)
+        return AttemptResult(delivery.id, SENT, reply.code, reply.text, sent_at=self.clock())
+
+    def _failed(
+        self, delivery: DeliveryView, exc: DeliveryFailure, now: datetime, fields: dict[str, Any]
+    ) -> AttemptResult:
+        """Dead letter for permanent failures and exhausted retries; otherwise a retry."""
+        uncertain = isinstance(exc, UncertainOutcome)
+        if isinstance(exc, PermanentFailure):
+            logs.step(log, logging.WARNING, "delivery dead", **fields, smtp_code=exc.code)
+            return AttemptResult(delivery.id, DEAD, exc.code, exc.text)
+        if delivery.attempts >= self.config.retry_max_attempts:
+            logs.step(
+                log,
+                logging.WARNING,
+                "delivery dead",
+                **fields,
+                smtp_code=exc.code,
+                reason="retries exhausted",
             )
             return AttemptResult(
-                delivery.id, status, exc.code, exc.text, next_attempt_at=due, uncertain=uncertain
+                delivery.id,
+                DEAD,
+                exc.code,
+                f"gave up after {delivery.attempts} attempts; last: {exc.text}",
+                uncertain=uncertain,
             )
-        log.info("delivery sent %s code=%s", _kv(fields), reply.code)
-        return AttemptResult(delivery.id, SENT, reply.code, reply.text, sent_at=self.clock())
+        due = now + timedelta(seconds=self.backoff(delivery.attempts))
+        status = UNKNOWN if uncertain else RETRYING
+        logs.step(
+            log,
+            logging.INFO,
+            f"delivery {status}",
+            **fields,
+            smtp_code=exc.code,
+            retry_at=due.isoformat(timespec="seconds"),
+        )
+        return AttemptResult(
+            delivery.id, status, exc.code, exc.text, next_attempt_at=due, uncertain=uncertain
+        )
 
     def _build(
         self, item: Claimed, event: Event | None, settings: GroupSettings | None, now: datetime
@@ -381,5 +418,24 @@ class TestSend:
         )
 
 
-def _kv(fields: Mapping[str, object]) -> str:
-    return " ".join(f"{key}={value}" for key, value in fields.items())
+@contextmanager
+def _timed(histogram: Any) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        histogram.observe(time.perf_counter() - started)
+
+
+def _count(delivery: DeliveryView, result: AttemptResult, published_at: float | None) -> None:
+    metrics.EMAILS.labels(kind=delivery.kind, status=result.status).inc()
+    if result.status in (RETRYING, UNKNOWN):
+        metrics.RETRIES.labels(kind=delivery.kind).inc()
+    elif result.status == DEAD:
+        metrics.DEAD_LETTERS.labels(kind=delivery.kind).inc()
+    elif result.status == SENT:
+        # Retried deliveries are timed from when the event was first recorded.
+        start = published_at if published_at else delivery.created_at.timestamp()
+        metrics.EVENT_TO_ACCEPTANCE.labels(lane=delivery.lane).observe(
+            max(0.0, time.time() - start)
+        )

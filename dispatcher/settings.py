@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=900.0, gt=0)
     retry_max_attempts: int = Field(default=8, ge=1, le=100)
     sweep_interval_seconds: float = Field(default=10.0, gt=0)
+    log_format: Literal["text", "json"] = "text"
+    # Port of a worker's own /metrics endpoint (all its processes); 0 turns it off.
+    worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
 
     @property
     def sending_lease_seconds(self) -> float:

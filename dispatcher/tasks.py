@@ -13,7 +13,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery import Task
-from celery.signals import worker_process_shutdown
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    worker_init,
+    worker_process_shutdown,
+    worker_shutdown,
+)
 from celery.worker.consumer import Consumer
 
 from dispatcher.celery_app import MAX_COUNTDOWN, app
@@ -92,7 +98,7 @@ def handle_event(self: Task, *args: Any, **kwargs: Any) -> None:
         )
         return
     try:
-        outcome = service().handle_event(args[0])
+        outcome = service().handle_event(args[0], getattr(self.request, "published_at", None))
     except OUTAGES as exc:
         log.warning("event postponed: %s", exc)
         raise self.retry(exc=exc, countdown=_outage_delay(self.request.retries)) from None
@@ -158,3 +164,53 @@ class RecordingConsumer(Consumer):  # type: ignore[misc]
     def on_unknown_message(self, body: Any, message: Any) -> None:
         self._record(body, "a message that is not a Celery task message")
         super().on_unknown_message(body, message)
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _json_logs(logger: logging.Logger, **_: Any) -> None:
+    from dispatcher.logs import use_json
+    from dispatcher.settings import get_settings
+
+    if get_settings().log_format == "json":
+        use_json(logger)
+
+
+@worker_init.connect
+def _serve_metrics(**_: Any) -> None:
+    """Serve this worker's /metrics (all its pool processes) on its own port."""
+    from prometheus_client import start_http_server
+
+    from dispatcher.metrics import registry
+    from dispatcher.settings import get_settings
+
+    port = get_settings().worker_metrics_port
+    if port == 0 or not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    try:
+        start_http_server(port, registry=registry(include_state=False))
+    except OSError as exc:
+        log.warning(
+            "worker metrics not served: port %s is taken (%s); set DISPATCHER_WORKER_METRICS_PORT",
+            port,
+            exc,
+        )
+    else:
+        log.info("worker metrics on http://0.0.0.0:%s/metrics", port)
+
+
+@worker_process_shutdown.connect
+def _forget_process_metrics(pid: int | None = None, **_: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())
+
+
+@worker_shutdown.connect
+def _remove_own_metrics_dir(**_: Any) -> None:
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory and os.environ.get("DISPATCHER_OWN_METRICS_DIR"):
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)

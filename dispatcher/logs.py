@@ -1,0 +1,45 @@
+"""Log lines for operators: one per delivery step, as text or as JSON.
+
+Every step of a delivery logs the event id, delivery id, group, kind and SMTP
+code; never an address book, a message body or a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+FIELDS_ATTRIBUTE = "dispatcher_fields"
+
+
+def step(logger: logging.Logger, level: int, what: str, **fields: Any) -> None:
+    """Log ``what`` with its fields: as key=value text, and as data for JSON logs."""
+    shown = " ".join(f"{key}={value}" for key, value in fields.items() if value is not None)
+    logger.log(level, "%s %s", what, shown, extra={FIELDS_ATTRIBUTE: {"step": what, **fields}})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the step's fields at the top level."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "process": record.processName,
+        }
+        fields = getattr(record, FIELDS_ATTRIBUTE, None)
+        if isinstance(fields, dict):
+            data.update(fields)
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False, default=str)
+
+
+def use_json(logger: logging.Logger) -> None:
+    """Switch every handler of ``logger`` to JSON lines."""
+    for handler in logger.handlers:
+        handler.setFormatter(JsonFormatter())
