@@ -497,3 +497,51 @@ class DeliveryRecords:
                 row.settings_version = settings_versions.get(row.group_code, row.settings_version)
             session.flush()
             return [_view(row) for row in rows]
+
+    # Retention --------------------------------------------------------------
+
+    def purge(self, cutoff: datetime, *, dry_run: bool = False) -> dict[str, int]:
+        """Delete finished deliveries, their events and rejected messages before ``cutoff``.
+
+        Deliveries still waiting (queued, sending, retrying, unknown) are kept
+        however old, and so is an event while any delivery of it remains.
+        """
+        from sqlalchemy import delete, exists
+
+        old_deliveries = and_(Delivery.status.in_(FINAL), Delivery.updated_at < cutoff)
+        has_delivery = exists().where(Delivery.event_pk == EventRecord.id)
+        with session_scope(self.engine) as session:
+            counts = {
+                "deliveries": int(
+                    session.scalar(select(func.count()).select_from(Delivery).where(old_deliveries))
+                    or 0
+                ),
+                "rejected": int(
+                    session.scalar(
+                        select(func.count())
+                        .select_from(RejectedMessage)
+                        .where(RejectedMessage.received_at < cutoff)
+                    )
+                    or 0
+                ),
+            }
+            if dry_run:
+                counts["events"] = int(
+                    session.scalar(
+                        select(func.count())
+                        .select_from(EventRecord)
+                        .where(
+                            EventRecord.received_at < cutoff,
+                            ~exists().where(Delivery.event_pk == EventRecord.id, ~old_deliveries),
+                        )
+                    )
+                    or 0
+                )
+                return counts
+            session.execute(delete(Delivery).where(old_deliveries))
+            result = session.execute(
+                delete(EventRecord).where(EventRecord.received_at < cutoff, ~has_delivery)
+            )
+            counts["events"] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+            session.execute(delete(RejectedMessage).where(RejectedMessage.received_at < cutoff))
+            return counts
