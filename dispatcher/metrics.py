@@ -128,7 +128,6 @@ class StateCollector(Collector):
         return count
 
     def _record(self) -> Iterator[GaugeMetricFamily]:
-        from dispatcher.errors import DispatcherError
 
         up = GaugeMetricFamily("dispatcher_database_up", "1 if the database answered.")
         try:
