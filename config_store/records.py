@@ -119,6 +119,8 @@ class AttemptResult:
     next_attempt_at: datetime | None = None
     sent_at: datetime | None = None
     uncertain: bool = False
+    # False when the attempt was only deferred (a rate limit), not tried.
+    counts: bool = True
 
 
 @dataclass(frozen=True)
@@ -377,6 +379,7 @@ class DeliveryRecords:
                         claimed_at=None,
                         updated_at=now,
                         uncertain=Delivery.uncertain if not result.uncertain else True,
+                        attempts=Delivery.attempts if result.counts else Delivery.attempts - 1,
                     )
                     .execution_options(synchronize_session=False)
                 )

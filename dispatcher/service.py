@@ -23,6 +23,7 @@ from config_store.records import (
     DEAD,
     RETRYING,
     SENT,
+    SUPPRESSED,
     UNKNOWN,
     WAITING,
     AttemptResult,
@@ -36,7 +37,8 @@ from dispatcher import logs, metrics
 from dispatcher.addresses import Mailbox, parse_mailbox
 from dispatcher.errors import DispatcherError, InvalidEvent, NoSettings, UnknownGroup
 from dispatcher.events import Event, parse_event
-from dispatcher.kinds import KIND_BY_NAME, lane_for_event
+from dispatcher.kinds import KIND_BY_NAME, Lane, lane_for_event
+from dispatcher.limits import Limits
 from dispatcher.render import build_message, message_id_for, render_email
 from dispatcher.rules import plan
 from dispatcher.samples import context_for, sample_event
@@ -89,6 +91,7 @@ class Dispatcher:
         *,
         clock: Callable[[], datetime] = utcnow,
         jitter: Callable[[], float] = random.random,
+        limits: Limits | None = None,
     ) -> None:
         self.settings_repository = settings_repository
         self.records = records
@@ -96,6 +99,7 @@ class Dispatcher:
         self.config = config
         self.clock = clock
         self.jitter = jitter
+        self.limits = limits
 
     # Events -----------------------------------------------------------------
 
@@ -249,6 +253,9 @@ class Dispatcher:
             "kind": delivery.kind,
             "attempt": delivery.attempts,
         }
+        held = self._held_back(delivery, now)
+        if held is not None:
+            return held
         try:
             with _timed(metrics.RENDER_SECONDS):
                 message, envelope_from = self._build(item, event, settings, now)
@@ -264,6 +271,38 @@ class Dispatcher:
         metrics.SMTP_SECONDS.labels(outcome="accepted").observe(time.perf_counter() - started)
         logs.step(log, logging.INFO, "delivery sent", **fields, smtp_code=reply.code)
         return AttemptResult(delivery.id, SENT, reply.code, reply.text, sent_at=self.clock())
+
+    def _held_back(self, delivery: DeliveryView, now: datetime) -> AttemptResult | None:
+        """Apply the cooldown (suppress) and the group rate (defer), if configured."""
+        if self.limits is None or delivery.test:
+            return None
+        kind = KIND_BY_NAME[delivery.kind]
+        if kind.lane is Lane.INTERACTIVE:
+            decision = self.limits.cooldown(
+                delivery.kind, delivery.recipient, delivery.id, now.timestamp()
+            )
+            if not decision.allowed:
+                metrics.SUPPRESSED.labels(kind=delivery.kind, reason="cooldown").inc()
+                logs.step(
+                    log,
+                    logging.WARNING,
+                    "delivery suppressed",
+                    event_id=delivery.event_id,
+                    delivery_id=delivery.id,
+                    group=delivery.group_code,
+                    kind=delivery.kind,
+                    reason="cooldown",
+                )
+                return AttemptResult(delivery.id, SUPPRESSED, None, decision.reason)
+            return None
+        decision = self.limits.group_rate(delivery.group_code, now.timestamp())
+        if decision.allowed or decision.retry_at is None:
+            return None
+        metrics.SUPPRESSED.labels(kind=delivery.kind, reason="group_rate_deferred").inc()
+        due = datetime.fromtimestamp(decision.retry_at, UTC) + timedelta(seconds=self.jitter() * 5)
+        return AttemptResult(
+            delivery.id, RETRYING, None, decision.reason, next_attempt_at=due, counts=False
+        )
 
     def _failed(
         self, delivery: DeliveryView, exc: DeliveryFailure, now: datetime, fields: dict[str, Any]

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=900.0, gt=0)
     retry_max_attempts: int = Field(default=8, ge=1, le=100)
     sweep_interval_seconds: float = Field(default=10.0, gt=0)
+    # At most this many password-reset (and, separately, forgotten-user-name)
+    # e-mails to one address per window; the excess is suppressed. 0: no limit.
+    cooldown_limit: int = Field(default=5, ge=0)
+    cooldown_window_seconds: float = Field(default=3600.0, gt=0)
+    # Bulk e-mails per group and minute, shared by all workers; 0: no limit.
+    group_rate_per_minute: int = Field(default=0, ge=0)
     log_format: Literal["text", "json"] = "text"
     # Port of a worker's own /metrics endpoint (all its processes); 0 turns it off.
     worker_metrics_port: int = Field(default=9808, ge=0, le=65535)

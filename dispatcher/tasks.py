@@ -43,6 +43,7 @@ def service() -> Dispatcher:
         from config_store.database import get_engine
         from config_store.records import DeliveryRecords
         from config_store.repository import SettingsRepository
+        from dispatcher.limits import limits_from_settings
         from dispatcher.settings import get_settings
         from dispatcher.transport import SmtpConfig, SmtpTransport
 
@@ -53,6 +54,7 @@ def service() -> Dispatcher:
             DeliveryRecords(engine),
             SmtpTransport(SmtpConfig.from_settings(config)),
             config,
+            limits=limits_from_settings(config),
         )
     return _service
 
