@@ -599,4 +599,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # Commands defined in their own modules register on `cli` when imported.
+from dispatcher import cli_api as _cli_api  # noqa: E402,F401
 from dispatcher import cli_ops as _cli_ops  # noqa: E402,F401

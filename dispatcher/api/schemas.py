@@ -1,0 +1,305 @@
+"""Request and response bodies of the admin API, as pydantic models for the OpenAPI document.
+
+The settings document and the events keep their own models
+(``config_store.document.SettingsDocument``, ``dispatcher.events``); the API
+validates those itself, with the product's own messages and field paths, and
+only refers to their schemas here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
+
+SETTINGS_DOCUMENT_REF = {"$ref": "#/components/schemas/SettingsDocument"}
+EVENT_REF = {"$ref": "#/components/schemas/Event"}
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite returns the stored UTC times without their zone; say which it is.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Problem(BaseModel):
+    """An error: one line that says what is wrong and how to fix it."""
+
+    detail: str
+
+
+class FieldProblem(BaseModel):
+    path: str = Field(description='Dotted path of the field, e.g. "password_reset.subject".')
+    message: str
+
+
+class ValidationProblem(BaseModel):
+    """Every problem found, each with its field path; nothing was saved or enqueued."""
+
+    detail: list[FieldProblem]
+
+
+# Health ----------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: str = "ok"
+
+
+class Readiness(BaseModel):
+    status: str = Field(description='"ok" or "unavailable"')
+    database: str = Field(description='"ok" or what is wrong with the database')
+    broker: str = Field(description='"ok" or what is wrong with the broker (Redis)')
+
+
+# Groups ----------------------------------------------------------------------
+
+
+class GroupCreate(_Request):
+    code: str = Field(examples=["RETAIL"])
+    name: str = Field(examples=["Retail customers"])
+
+
+class Group(BaseModel):
+    code: str
+    name: str
+    created_at: Timestamp
+    current_version: int | None
+
+
+class GroupDetail(Group):
+    saved_by: str | None = None
+    saved_at: Timestamp | None = None
+
+
+# Settings --------------------------------------------------------------------
+
+
+class Change(BaseModel):
+    path: str
+    old: JsonValue = Field(description="The value before; null when the field was absent.")
+    new: JsonValue = Field(description="The value after; null when the field was removed.")
+
+
+class SaveResponse(BaseModel):
+    group: str
+    version: int
+    created: bool = Field(description="false when the document equalled the current version")
+    actor: str
+    created_at: Timestamp
+    restored_from: int | None
+    changed_fields: list[str]
+    changes: list[Change]
+
+
+class VersionEntry(BaseModel):
+    version: int
+    actor: str
+    created_at: Timestamp
+    restored_from: int | None
+    current: bool
+    changed_fields: list[str]
+    changes: list[Change] = Field(description="Differences to the version before this one.")
+
+
+class RollbackRequest(_Request):
+    version: int = Field(ge=1)
+
+
+class Sourced(BaseModel):
+    value: JsonValue
+    source: str = Field(description='"group", "group translation (en)", "built-in (de)", ...')
+
+
+class EffectiveAddresses(BaseModel):
+    access_requests_to: Sourced
+    send_from: Sourced
+
+
+class EffectiveSection(BaseModel):
+    send_to_customers_not_self_initiated: Sourced | None = None
+    send_email: Sourced | None = None
+    subject: Sourced
+    body: Sourced
+    language: str
+
+
+class EffectiveSettings(BaseModel):
+    """Every field's effective value for one locale, and where it comes from."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    group: str
+    version: int | None
+    locale: str
+    internal_addresses: EffectiveAddresses
+    default_locale: Sourced
+    access_request_internal: EffectiveSection = Field(alias="access_request.internal")
+    customer_access_request: EffectiveSection
+    new_validation: EffectiveSection
+    notify_new_main_contact: EffectiveSection
+    notify_old_main_contact: EffectiveSection
+    forgotten_username: EffectiveSection
+    password_reset: EffectiveSection
+
+
+DraftDocument = Annotated[
+    dict[str, Any] | None,
+    WithJsonSchema(
+        {
+            "anyOf": [SETTINGS_DOCUMENT_REF, {"type": "null"}],
+            "description": "An unsaved settings document; the saved one when left out.",
+        }
+    ),
+]
+RawEvent = Annotated[
+    dict[str, Any] | None,
+    WithJsonSchema(
+        {
+            "anyOf": [EVENT_REF, {"type": "null"}],
+            "description": "An event to render with; sample data when left out.",
+        }
+    ),
+]
+
+
+class PreviewRequest(_Request):
+    kind: str = Field(
+        description="An e-mail kind (password.reset) or its settings section (password_reset)."
+    )
+    locale: str | None = Field(default=None, description="The recipient's locale, e.g. de-CH.")
+    document: DraftDocument = None
+    event: RawEvent = None
+
+
+class PreviewSources(BaseModel):
+    subject: str
+    body: str
+
+
+class PreviewResponse(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    kind: str
+    to: str
+    sender: str = Field(alias="from")
+    language: str
+    subject: str
+    text: str
+    html: str
+    sources: PreviewSources
+    set_aside: list[FieldProblem] = Field(
+        description="Problems elsewhere in the draft; the preview left those parts out."
+    )
+
+
+class SendTestRequest(_Request):
+    kind: str
+    address: str
+    locale: str | None = None
+
+
+class SendTestAccepted(BaseModel):
+    event_id: str
+
+
+# Events and deliveries ---------------------------------------------------------
+
+
+class EventsAccepted(BaseModel):
+    event_ids: list[str]
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    event_id: str
+    group: str
+    kind: str
+    recipient: str
+    recipient_name: str | None
+    recipient_locale: str | None
+    lane: str
+    status: str
+    attempts: int
+    last_code: int | None
+    last_text: str | None
+    message_id: str
+    settings_version: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    next_attempt_at: Timestamp | None
+    sent_at: Timestamp | None
+    uncertain: bool
+    test: bool
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page; null on the last.")
+
+
+class FailedEvent(BaseModel):
+    event_id: str
+    type: str
+    group: str
+    received_at: Timestamp
+    reason: str | None
+
+
+class RejectedMessage(BaseModel):
+    id: int
+    received_at: Timestamp
+    event_id: str | None
+    reason: str
+
+
+class DeadLetters(BaseModel):
+    deliveries: list[DeliveryOut] = Field(description="Dead deliveries: replay by id.")
+    events: list[FailedEvent] = Field(description="Events that could not be planned.")
+    rejected: list[RejectedMessage] = Field(
+        description="Messages that were not valid events; fix the publisher, nothing to replay."
+    )
+
+
+class ReplayRequest(_Request):
+    ids: list[int] = Field(default_factory=list, description="Dead delivery ids.")
+    events: list[str] = Field(default_factory=list, description="Failed event ids.")
+    all: bool = Field(default=False, description="Replay every dead letter; leave ids out.")
+
+
+class ReplayResponse(BaseModel):
+    deliveries: list[int]
+    events: list[str]
+    skipped_deliveries: list[int] = Field(description="Asked for, but not dead (left alone).")
+    skipped_events: list[str] = Field(description="Asked for, but not failed (left alone).")
+
+
+class AuditEntry(BaseModel):
+    id: int
+    created_at: Timestamp
+    actor: str
+    action: str
+    target: str
+    diff: JsonValue
+
+
+# Web UI session -----------------------------------------------------------------
+
+
+class SignIn(_Request):
+    token: str
+
+
+class SessionInfo(BaseModel):
+    name: str
+    scope: str
+    csrf_token: str = Field(description="Send it as X-CSRF-Token with every change.")

@@ -1,0 +1,1542 @@
+// The web UI of the portal e-mail dispatcher: a small app over the JSON API.
+// Everything is built with DOM calls and textContent, never innerHTML, so
+// that no text from the server or the user can turn into markup; e-mail HTML
+// is shown only inside sandboxed frames.
+"use strict";
+
+(function () {
+  const FORM = JSON.parse(document.getElementById("form-description").textContent);
+  const TEXT_SECTIONS = FORM.sections.filter((s) => s.key !== "internal_addresses");
+  const SECTION = Object.fromEntries(FORM.sections.map((s) => [s.key, s]));
+  const KIND = Object.fromEntries(FORM.kinds.map((k) => [k.name, k]));
+  const PAGE_SIZE = 50;
+  const PREVIEW_DELAY_MS = 350;
+
+  const TEXT = {
+    de: {
+      "nav.groups": "Kundengruppen",
+      "nav.deliveries": "Zustellungen",
+      "nav.dead": "Unzustellbare",
+      signout: "Abmelden",
+      "signin.title": "Anmelden",
+      "signin.intro":
+        "Melden Sie sich mit einem API-Token an (Bereich read oder admin). Ein Token erstellen Sie mit:",
+      "signin.token": "Token",
+      "signin.submit": "Anmelden",
+      "session.ended": "Die Sitzung ist abgelaufen. Bitte melden Sie sich erneut an.",
+      "error.network": "Der Server ist nicht erreichbar.",
+      readonly: "Nur Lesezugriff: Änderungen können mit diesem Token nicht gespeichert werden.",
+      loading: "Wird geladen …",
+      "groups.title": "Kundengruppen",
+      "groups.empty": "Noch keine Kundengruppen eingerichtet.",
+      "groups.code": "Code",
+      "groups.name": "Name",
+      "groups.version": "Version",
+      "groups.none": "keine Einstellungen",
+      "groups.add": "Kundengruppe hinzufügen",
+      "groups.add.hint":
+        "Eine Kundengruppe muss für das Portal eingerichtet sein, bevor E-Mail-Einstellungen gespeichert werden können.",
+      "groups.add.submit": "Hinzufügen",
+      "tab.emails": "Portal-E-Mails",
+      "tab.history": "Versionen",
+      "tab.test": "Testversand",
+      "tab.raw": "Dokument (YAML)",
+      "group.version": "Version {n}",
+      "group.noversion": "Noch keine Einstellungen gespeichert",
+      save: "Speichern",
+      "save.saving": "Wird gespeichert …",
+      "save.saved": "Gespeichert als Version {n}.",
+      "save.unchanged": "Keine Änderungen; Version {n} bleibt aktuell.",
+      "save.invalid": "{n} Fehler – nichts wurde gespeichert.",
+      "save.reload": "Neu laden",
+      "errors.general": "Fehler",
+      "preview.title": "Vorschau",
+      "preview.locale": "Sprache der Vorschau",
+      "preview.locale.group": "Gruppensprache",
+      "preview.subject": "Betreff",
+      "preview.to": "An",
+      "preview.from": "Von",
+      "preview.text": "Textfassung",
+      "preview.sources": "Sprache {lang}; Betreff aus {subject}, Inhalt aus {body}",
+      "preview.aside": "Nicht berücksichtigt:",
+      "preview.failed": "Vorschau nicht möglich:",
+      "preview.loading": "Vorschau wird erstellt …",
+      "lang.title": "Sprache und Übersetzungen",
+      "lang.default": "Sprache der Texte oben (default_locale)",
+      "lang.default.hint":
+        "Leer lassen für Deutsch. Empfänger erhalten ihre Sprache, sonst diese; leere Felder nehmen den eingebauten Standardtext.",
+      "lang.translation": "Übersetzung",
+      "lang.tag": "Sprachkennung (z. B. en, fr, de-CH)",
+      "lang.add": "Übersetzung hinzufügen",
+      "lang.remove": "Übersetzung entfernen",
+      "lang.duplicate": "Diese Sprache ist schon vorhanden; führen Sie beide zusammen.",
+      "lang.missing": "Geben Sie eine Sprachkennung an, z. B. en.",
+      "history.title": "Versionen",
+      "history.empty": "Noch keine Versionen.",
+      "history.current": "aktuell",
+      "history.restores": "stellt Version {n} wieder her",
+      "history.by": "von {actor}",
+      "history.field": "Feld",
+      "history.old": "Vorher",
+      "history.new": "Nachher",
+      "history.nochanges": "Keine Änderungen.",
+      "history.rollback": "Diese Version wiederherstellen",
+      "history.rolledback": "Version {old} wiederhergestellt als Version {n}.",
+      "test.title": "Testversand",
+      "test.intro":
+        "Sendet eine E-Mail mit Beispieldaten über den echten Versandweg an eine Adresse; sie wird im Zustellprotokoll als Test markiert.",
+      "test.kind": "E-Mail",
+      "test.address": "An Adresse",
+      "test.locale": "Sprache",
+      "test.submit": "Test senden",
+      "test.queued": "Eingereiht als {id}.",
+      "test.log": "Im Zustellprotokoll ansehen",
+      "raw.title": "Einstellungen als YAML",
+      "raw.intro":
+        "Das ganze Dokument, wie es `dispatcher settings export` zeigt; JSON geht auch. Speichern prüft alles und speichert nur, wenn alles stimmt.",
+      "raw.save": "Dokument speichern",
+      "deliveries.title": "Zustellungen",
+      "deliveries.filter": "Filtern",
+      "deliveries.event": "Ereignis-ID",
+      "deliveries.group": "Gruppe",
+      "deliveries.status": "Status",
+      "deliveries.kind": "Art",
+      "deliveries.recipient": "Empfänger",
+      "deliveries.any": "alle",
+      "deliveries.id": "Nr.",
+      "deliveries.time": "Zeit",
+      "deliveries.attempts": "Versuche",
+      "deliveries.reply": "Letzte Antwort",
+      "deliveries.test": "Test",
+      "deliveries.empty": "Keine Zustellungen gefunden.",
+      "deliveries.newer": "← Neuere",
+      "deliveries.older": "Ältere →",
+      "dead.title": "Unzustellbare Nachrichten",
+      "dead.deliveries": "Endgültig gescheiterte Zustellungen",
+      "dead.events": "Ereignisse, die nicht verarbeitet werden konnten",
+      "dead.rejected": "Abgewiesene Nachrichten (keine gültigen Ereignisse; Absender korrigieren)",
+      "dead.none": "Keine.",
+      "dead.replaySelected": "Auswahl erneut senden",
+      "dead.replayAll": "Alle erneut senden",
+      "dead.replayEvent": "Erneut verarbeiten",
+      "dead.replayed": "{d} Zustellungen und {e} Ereignisse erneut eingereiht.",
+      "dead.reason": "Grund",
+      "dead.type": "Typ",
+      yes: "ja",
+      no: "nein",
+      absent: "—",
+    },
+    en: {
+      "nav.groups": "Customer groups",
+      "nav.deliveries": "Deliveries",
+      "nav.dead": "Dead letters",
+      signout: "Sign out",
+      "signin.title": "Sign in",
+      "signin.intro": "Sign in with an API token (scope read or admin). Create one with:",
+      "signin.token": "Token",
+      "signin.submit": "Sign in",
+      "session.ended": "The session has ended. Please sign in again.",
+      "error.network": "The server cannot be reached.",
+      readonly: "Read-only: this token cannot save changes.",
+      loading: "Loading …",
+      "groups.title": "Customer groups",
+      "groups.empty": "No customer groups set up yet.",
+      "groups.code": "Code",
+      "groups.name": "Name",
+      "groups.version": "Version",
+      "groups.none": "no settings",
+      "groups.add": "Add a customer group",
+      "groups.add.hint":
+        "A customer group must be set up for the portal before e-mail settings can be saved for it.",
+      "groups.add.submit": "Add",
+      "tab.emails": "Portal e-mails",
+      "tab.history": "Versions",
+      "tab.test": "Test send",
+      "tab.raw": "Document (YAML)",
+      "group.version": "Version {n}",
+      "group.noversion": "No settings saved yet",
+      save: "Save",
+      "save.saving": "Saving …",
+      "save.saved": "Saved as version {n}.",
+      "save.unchanged": "No changes; version {n} stays current.",
+      "save.invalid": "{n} errors – nothing was saved.",
+      "save.reload": "Reload",
+      "errors.general": "Errors",
+      "preview.title": "Preview",
+      "preview.locale": "Preview language",
+      "preview.locale.group": "Group language",
+      "preview.subject": "Subject",
+      "preview.to": "To",
+      "preview.from": "From",
+      "preview.text": "Plain text",
+      "preview.sources": "Language {lang}; subject from {subject}, body from {body}",
+      "preview.aside": "Left out:",
+      "preview.failed": "No preview:",
+      "preview.loading": "Rendering preview …",
+      "lang.title": "Language and translations",
+      "lang.default": "Language of the texts above (default_locale)",
+      "lang.default.hint":
+        "Leave empty for German. Recipients get their language, else this one; empty fields take the built-in text.",
+      "lang.translation": "Translation",
+      "lang.tag": "Language tag (e.g. en, fr, de-CH)",
+      "lang.add": "Add a translation",
+      "lang.remove": "Remove translation",
+      "lang.duplicate": "This language exists already; merge the two.",
+      "lang.missing": "Enter a language tag, e.g. en.",
+      "history.title": "Versions",
+      "history.empty": "No versions yet.",
+      "history.current": "current",
+      "history.restores": "restores version {n}",
+      "history.by": "by {actor}",
+      "history.field": "Field",
+      "history.old": "Before",
+      "history.new": "After",
+      "history.nochanges": "No changes.",
+      "history.rollback": "Restore this version",
+      "history.rolledback": "Restored version {old} as version {n}.",
+      "test.title": "Test send",
+      "test.intro":
+        "Sends one e-mail with sample data through the real pipeline to an address; the delivery log marks it as a test.",
+      "test.kind": "E-mail",
+      "test.address": "To address",
+      "test.locale": "Language",
+      "test.submit": "Send test",
+      "test.queued": "Queued as {id}.",
+      "test.log": "See it in the delivery log",
+      "raw.title": "Settings as YAML",
+      "raw.intro":
+        "The whole document, as `dispatcher settings export` shows it; JSON works too. Saving checks everything and saves only if all of it is valid.",
+      "raw.save": "Save document",
+      "deliveries.title": "Deliveries",
+      "deliveries.filter": "Filter",
+      "deliveries.event": "Event ID",
+      "deliveries.group": "Group",
+      "deliveries.status": "Status",
+      "deliveries.kind": "Kind",
+      "deliveries.recipient": "Recipient",
+      "deliveries.any": "any",
+      "deliveries.id": "No.",
+      "deliveries.time": "Time",
+      "deliveries.attempts": "Attempts",
+      "deliveries.reply": "Last reply",
+      "deliveries.test": "Test",
+      "deliveries.empty": "No deliveries found.",
+      "deliveries.newer": "← Newer",
+      "deliveries.older": "Older →",
+      "dead.title": "Dead letters",
+      "dead.deliveries": "Deliveries that failed for good",
+      "dead.events": "Events that could not be processed",
+      "dead.rejected": "Rejected messages (not valid events; fix the publisher)",
+      "dead.none": "None.",
+      "dead.replaySelected": "Send selected again",
+      "dead.replayAll": "Send all again",
+      "dead.replayEvent": "Process again",
+      "dead.replayed": "Queued {d} deliveries and {e} events again.",
+      "dead.reason": "Reason",
+      "dead.type": "Type",
+      yes: "yes",
+      no: "no",
+      absent: "—",
+    },
+  };
+
+  const state = {
+    lang: localStorage.getItem("dispatcher.lang") === "en" ? "en" : "de",
+    session: null,
+    editor: null,
+    ticket: 0,
+  };
+  const app = document.getElementById("app");
+
+  // Helpers ------------------------------------------------------------------
+
+  function t(key, vars) {
+    let text = TEXT[state.lang][key] ?? TEXT.de[key] ?? key;
+    for (const [name, value] of Object.entries(vars || {})) {
+      text = text.replaceAll(`{${name}}`, String(value));
+    }
+    return text;
+  }
+
+  function label(item, base) {
+    return item[`${base}_${state.lang}`] ?? item[`${base}_de`];
+  }
+
+  function h(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "on") {
+        for (const [event, handler] of Object.entries(value)) node.addEventListener(event, handler);
+      } else if (key === "class") {
+        node.className = value;
+      } else if (key === "text") {
+        node.textContent = value;
+      } else if (key === "value") {
+        node.value = value;
+      } else if (key === "checked" || key === "disabled" || key === "hidden") {
+        node[key] = Boolean(value);
+      } else {
+        node.setAttribute(key, value === true ? "" : String(value));
+      }
+    }
+    for (const child of children.flat(Infinity)) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function mount(...nodes) {
+    app.replaceChildren(...nodes.flat().filter(Boolean));
+  }
+
+  const enc = encodeURIComponent;
+
+  function canAdmin() {
+    return state.session !== null && state.session.scope === "admin";
+  }
+
+  function when(value) {
+    if (!value) return t("absent");
+    return new Date(value).toLocaleString(state.lang === "de" ? "de-DE" : "en-GB");
+  }
+
+  function problemText(data) {
+    if (data && typeof data.detail === "string") return data.detail;
+    if (data && Array.isArray(data.detail)) {
+      return data.detail.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join("\n");
+    }
+    return typeof data === "string" && data ? data : "?";
+  }
+
+  function kindLabel(name) {
+    const kind = KIND[name];
+    return kind ? label(kind, "label") : name;
+  }
+
+  async function call(method, path, body, options) {
+    const opts = options || {};
+    const headers = { Accept: opts.accept || "application/json", ...(opts.headers || {}) };
+    let payload;
+    if (body !== undefined) {
+      headers["Content-Type"] = opts.contentType || "application/json";
+      payload = opts.contentType ? body : JSON.stringify(body);
+    }
+    if (method !== "GET" && state.session) headers["X-CSRF-Token"] = state.session.csrf_token;
+    let response;
+    try {
+      response = await fetch(path, {
+        method,
+        headers,
+        body: payload,
+        credentials: "same-origin",
+        cache: "no-store",
+      });
+    } catch (error) {
+      return { status: 0, ok: false, data: { detail: t("error.network") }, headers: new Headers() };
+    }
+    const text = await response.text();
+    let data = text;
+    if ((response.headers.get("content-type") || "").includes("json") && text) {
+      try {
+        data = JSON.parse(text);
+      } catch (error) {
+        data = text;
+      }
+    }
+    if (response.status === 401 && !opts.signIn) {
+      state.session = null;
+      state.editor = null;
+      showSignIn(t("session.ended"));
+    }
+    return { status: response.status, ok: response.ok, data, headers: response.headers };
+  }
+
+  function errorBox(result) {
+    return h("div", { class: "notice error", role: "alert", text: problemText(result.data) });
+  }
+
+  function ticket() {
+    state.ticket += 1;
+    return state.ticket;
+  }
+
+  // Frame: header, language, sign-in -----------------------------------------
+
+  function updateFrame() {
+    document.documentElement.lang = state.lang;
+    for (const node of document.querySelectorAll("[data-i18n]")) {
+      node.textContent = t(node.dataset.i18n);
+    }
+    for (const button of document.querySelectorAll("[data-lang]")) {
+      button.setAttribute("aria-pressed", String(button.dataset.lang === state.lang));
+    }
+    const signedIn = state.session !== null;
+    document.getElementById("nav").hidden = !signedIn;
+    document.getElementById("who").hidden = !signedIn;
+    if (signedIn) {
+      document.getElementById("who-name").textContent =
+        `${state.session.name} (${state.session.scope})`;
+    }
+  }
+
+  function markNav(current) {
+    for (const link of document.querySelectorAll("[data-nav]")) {
+      if (link.dataset.nav === current) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+  }
+
+  function showSignIn(message) {
+    updateFrame();
+    const error = h("p", { class: "field-error", id: "signin-error", role: "alert", text: message || "" });
+    const input = h("input", {
+      type: "password",
+      id: "token",
+      name: "token",
+      autocomplete: "off",
+      required: true,
+      "aria-describedby": "signin-error",
+    });
+    const form = h(
+      "form",
+      { class: "card signin", id: "signin-form", on: { submit: signIn } },
+      h("h1", { text: t("signin.title") }),
+      h("p", { text: t("signin.intro") }),
+      h("pre", { class: "command", text: "dispatcher tokens create --scope admin --name NAME" }),
+      h("label", { for: "token", text: t("signin.token") }),
+      input,
+      error,
+      h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: t("signin.submit") })),
+    );
+    mount(form);
+    input.focus();
+
+    async function signIn(event) {
+      event.preventDefault();
+      error.textContent = "";
+      const result = await call("POST", "/ui/session", { token: input.value }, { signIn: true });
+      if (!result.ok) {
+        error.textContent = problemText(result.data);
+        return;
+      }
+      state.session = result.data;
+      input.value = "";
+      updateFrame();
+      route();
+    }
+  }
+
+  async function signOut() {
+    await call("DELETE", "/ui/session", undefined, { signIn: true });
+    state.session = null;
+    state.editor = null;
+    history.replaceState(null, "", "#/groups");
+    showSignIn();
+  }
+
+  // Routing ------------------------------------------------------------------
+
+  function route() {
+    updateFrame();
+    if (state.session === null) {
+      showSignIn();
+      return;
+    }
+    const hash = location.hash.replace(/^#/, "") || "/groups";
+    const [path, query] = hash.split("?");
+    const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+    const params = new URLSearchParams(query || "");
+    markNav(parts[0] || "groups");
+    if (parts[0] === "groups" && parts[1]) {
+      groupPage(parts[1], parts[2] || "emails");
+    } else if (parts[0] === "deliveries") {
+      deliveriesPage(params);
+    } else if (parts[0] === "dead-letters") {
+      deadLettersPage();
+    } else {
+      groupsPage();
+    }
+  }
+
+  // Groups -------------------------------------------------------------------
+
+  async function groupsPage() {
+    const mine = ticket();
+    mount(h("p", { class: "muted", text: t("loading") }));
+    const result = await call("GET", "/v1/groups");
+    if (mine !== state.ticket) return;
+    if (!result.ok) {
+      mount(errorBox(result));
+      return;
+    }
+    const rows = result.data.map((group) =>
+      h(
+        "tr",
+        { "data-group": group.code },
+        h("td", {}, h("a", { href: `#/groups/${enc(group.code)}`, text: group.code })),
+        h("td", { text: group.name }),
+        h("td", {
+          text: group.current_version ? t("group.version", { n: group.current_version }) : t("groups.none"),
+        }),
+      ),
+    );
+    const table = rows.length
+      ? h(
+          "table",
+          { class: "list", id: "groups" },
+          h(
+            "thead",
+            {},
+            h("tr", {}, h("th", { text: t("groups.code") }), h("th", { text: t("groups.name") }), h("th", { text: t("groups.version") })),
+          ),
+          h("tbody", {}, rows),
+        )
+      : h("p", { class: "muted", text: t("groups.empty") });
+    mount(h("h1", { text: t("groups.title") }), table, canAdmin() ? addGroupForm() : null);
+  }
+
+  function addGroupForm() {
+    const fields = {
+      code: simpleField("code", t("groups.code"), "input", { placeholder: "RETAIL" }),
+      name: simpleField("name", t("groups.name"), "input", { placeholder: "Retail customers" }),
+    };
+    const general = h("div", { class: "notice error", hidden: true, role: "alert" });
+    const form = h(
+      "form",
+      { class: "card", id: "add-group", on: { submit: add } },
+      h("h2", { text: t("groups.add") }),
+      h("p", { class: "muted", text: t("groups.add.hint") }),
+      h("div", { class: "row" }, fields.code.node, fields.name.node),
+      general,
+      h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: t("groups.add.submit") })),
+    );
+    return form;
+
+    async function add(event) {
+      event.preventDefault();
+      clearFieldErrors(form);
+      general.hidden = true;
+      const code = fields.code.input.value.trim();
+      const result = await call("POST", "/v1/groups", { code, name: fields.name.input.value });
+      if (result.ok) {
+        location.hash = `#/groups/${enc(code)}`;
+      } else if (result.status === 422) {
+        const rest = placeErrors(form, result.data.detail);
+        if (rest.length) showGeneral(general, rest);
+      } else {
+        general.hidden = false;
+        general.textContent = problemText(result.data);
+      }
+    }
+  }
+
+  // A labelled input with its error line; data-field names it for errors.
+  function simpleField(path, text, tag, attrs) {
+    const id = `f-${path.replace(/[^A-Za-z0-9_-]/g, "-")}`;
+    const input = h(tag, { id, name: path, "aria-describedby": `${id}-error`, ...(attrs || {}) });
+    const node = h(
+      "div",
+      { class: "field", "data-field": path },
+      h("label", { for: id, text }),
+      input,
+      h("p", { class: "field-error", id: `${id}-error`, "data-error-for": path }),
+    );
+    return { node, input };
+  }
+
+  function clearFieldErrors(root) {
+    for (const node of root.querySelectorAll(".field-error")) node.textContent = "";
+    for (const node of root.querySelectorAll(".invalid")) node.classList.remove("invalid");
+    for (const node of root.querySelectorAll("[aria-invalid]")) node.removeAttribute("aria-invalid");
+  }
+
+  // Put each error next to its field; return the ones that match no field.
+  function placeErrors(root, errors, locate) {
+    const rest = [];
+    let first = null;
+    for (const error of errors) {
+      const field = (locate || defaultLocate)(root, error.path);
+      if (!field) {
+        rest.push(error);
+        continue;
+      }
+      const line = field.querySelector(":scope > .field-error");
+      if (!line) {
+        rest.push(error);
+        continue;
+      }
+      line.textContent = line.textContent ? `${line.textContent}\n${error.message}` : error.message;
+      field.classList.add("invalid");
+      const input = field.querySelector(
+        ":scope > input, :scope > textarea, :scope > select, :scope > label > input",
+      );
+      if (input) {
+        input.setAttribute("aria-invalid", "true");
+        first = first || input;
+      }
+    }
+    if (first) {
+      first.focus({ preventScroll: true });
+      first.scrollIntoView({ block: "center" });
+    }
+    return rest;
+  }
+
+  function defaultLocate(root, path) {
+    let candidate = path;
+    while (candidate) {
+      const node = root.querySelector(`[data-field="${CSS.escape(candidate)}"]`);
+      if (node) return node;
+      const cut = candidate.lastIndexOf(".");
+      candidate = cut > 0 ? candidate.slice(0, cut) : "";
+    }
+    return null;
+  }
+
+  function showGeneral(box, errors) {
+    box.hidden = false;
+    box.replaceChildren(
+      h("strong", { text: t("errors.general") }),
+      h("ul", {}, errors.map((e) => h("li", { text: e.path ? `${e.path}: ${e.message}` : e.message }))),
+    );
+  }
+
+  // One group: header and tabs -------------------------------------------------
+
+  async function groupPage(code, tab) {
+    const mine = ticket();
+    const group = await call("GET", `/v1/groups/${enc(code)}`);
+    if (mine !== state.ticket) return;
+    if (!group.ok) {
+      mount(errorBox(group));
+      return;
+    }
+    if (!state.editor || state.editor.code !== code) {
+      const loaded = await call("GET", `/v1/groups/${enc(code)}/settings`);
+      if (mine !== state.ticket) return;
+      if (loaded.ok) {
+        state.editor = newEditor(code, etagVersion(loaded.headers), loaded.data);
+      } else if (loaded.status === 404) {
+        state.editor = newEditor(code, null, {});
+      } else {
+        mount(errorBox(loaded));
+        return;
+      }
+    }
+    const tabs = [
+      ["emails", t("tab.emails")],
+      ["history", t("tab.history")],
+      ["test", t("tab.test")],
+      ["raw", t("tab.raw")],
+    ];
+    const header = h(
+      "div",
+      { class: "group-head" },
+      h("h1", {}, h("span", { class: "code", text: group.data.code }), " ", group.data.name),
+      h("p", {
+        class: "muted",
+        id: "group-version",
+        text: state.editor.version ? t("group.version", { n: state.editor.version }) : t("group.noversion"),
+      }),
+      h(
+        "nav",
+        { class: "tabs", role: "tablist" },
+        tabs.map(([key, text]) =>
+          h("a", {
+            href: `#/groups/${enc(code)}${key === "emails" ? "" : `/${key}`}`,
+            role: "tab",
+            "data-tab": key,
+            "aria-selected": String(key === tab),
+            text,
+          }),
+        ),
+      ),
+    );
+    const readonly = canAdmin() ? null : h("p", { class: "notice", text: t("readonly") });
+    if (tab === "history") mount(header, readonly, await historyTab(code, mine));
+    else if (tab === "test") mount(header, readonly, testTab(code));
+    else if (tab === "raw") mount(header, readonly, await rawTab(code, mine));
+    else mount(header, readonly, emailsTab());
+    if (tab === "emails") previewAll(0);
+  }
+
+  function etagVersion(headers) {
+    const digits = (headers.get("ETag") || "").replace(/\D/g, "");
+    return digits ? Number(digits) : null;
+  }
+
+  function setVersion(version) {
+    state.editor.version = version;
+    const line = document.getElementById("group-version");
+    if (line) line.textContent = t("group.version", { n: version });
+  }
+
+  // The Portal-E-Mails form ------------------------------------------------------
+
+  function newEditor(code, version, doc) {
+    const values = {};
+    for (const section of FORM.sections) {
+      for (const field of section.fields) {
+        const value = (doc[section.key] || {})[field.key];
+        values[`${section.key}.${field.key}`] = field.type === "checkbox" ? value === true : (value ?? "");
+      }
+    }
+    const translations = Object.entries(doc.translations || {}).map(([tag, sections]) => {
+      const texts = {};
+      for (const section of TEXT_SECTIONS) {
+        for (const key of ["subject", "body"]) texts[`${section.key}.${key}`] = (sections[section.key] || {})[key] ?? "";
+      }
+      return { tag, values: texts };
+    });
+    return {
+      code,
+      version,
+      values,
+      defaultLocale: doc.default_locale || "",
+      translations,
+      timers: {},
+      sequence: {},
+      locales: {},
+      panels: {},
+    };
+  }
+
+  function buildDocument(editor) {
+    const v = editor.values;
+    const doc = {
+      internal_addresses: {
+        access_requests_to: v["internal_addresses.access_requests_to"],
+        send_from: v["internal_addresses.send_from"],
+      },
+    };
+    for (const section of TEXT_SECTIONS) {
+      const entry = {};
+      for (const field of section.fields) {
+        const value = v[`${section.key}.${field.key}`];
+        if (field.type === "checkbox") entry[field.key] = value === true;
+        else if (value !== "") entry[field.key] = value;
+      }
+      if (Object.keys(entry).length) doc[section.key] = entry;
+    }
+    if (editor.defaultLocale.trim() !== "") doc.default_locale = editor.defaultLocale;
+    const translations = {};
+    for (const translation of editor.translations) {
+      const sections = {};
+      for (const section of TEXT_SECTIONS) {
+        const entry = {};
+        for (const key of ["subject", "body"]) {
+          const value = translation.values[`${section.key}.${key}`];
+          if (value !== "") entry[key] = value;
+        }
+        if (Object.keys(entry).length) sections[section.key] = entry;
+      }
+      if (translation.tag !== "" && !(translation.tag in translations)) translations[translation.tag] = sections;
+    }
+    if (Object.keys(translations).length) doc.translations = translations;
+    return doc;
+  }
+
+  // Problems the server cannot see, because the document is a mapping.
+  function localProblems(editor) {
+    const problems = [];
+    const seen = new Set();
+    editor.translations.forEach((translation, index) => {
+      if (translation.tag.trim() === "") problems.push({ path: `t${index}.tag`, message: t("lang.missing") });
+      else if (seen.has(translation.tag)) problems.push({ path: `t${index}.tag`, message: t("lang.duplicate") });
+      seen.add(translation.tag);
+    });
+    return problems;
+  }
+
+  function emailsTab() {
+    const editor = state.editor;
+    editor.panels = {};
+    const general = h("div", { class: "notice error", id: "form-errors", hidden: true, role: "alert" });
+    const status = h("span", { id: "save-status", role: "status", "data-state": "idle" });
+    const form = h(
+      "form",
+      { class: "portal-form", id: "portal-emails", novalidate: true, on: { submit: save } },
+      h("h2", { text: t("tab.emails") }),
+      general,
+      FORM.sections.map((section) => sectionCard(section)),
+      languageCard(),
+      h(
+        "div",
+        { class: "actions sticky" },
+        canAdmin() ? h("button", { type: "submit", class: "primary", id: "save", text: t("save") }) : null,
+        status,
+      ),
+    );
+    return form;
+
+    async function save(event) {
+      event.preventDefault();
+      clearFieldErrors(form);
+      general.hidden = true;
+      const local = localProblems(editor);
+      if (local.length) {
+        placeErrors(form, local, locate);
+        report("invalid", t("save.invalid", { n: local.length }));
+        return;
+      }
+      const button = document.getElementById("save");
+      button.disabled = true;
+      report("saving", t("save.saving"));
+      const headers = editor.version ? { "If-Match": `"${editor.version}"` } : {};
+      const result = await call("PUT", `/v1/groups/${enc(editor.code)}/settings`, buildDocument(editor), { headers });
+      button.disabled = false;
+      if (result.ok) {
+        setVersion(result.data.version);
+        report("saved", t(result.data.created ? "save.saved" : "save.unchanged", { n: result.data.version }));
+      } else if (result.status === 422) {
+        const rest = placeErrors(form, result.data.detail, locate);
+        if (rest.length) showGeneral(general, rest);
+        report("invalid", t("save.invalid", { n: result.data.detail.length }));
+      } else if (result.status === 409) {
+        report("error", problemText(result.data));
+        status.append(
+          " ",
+          h("button", {
+            type: "button",
+            text: t("save.reload"),
+            on: {
+              click: () => {
+                state.editor = null;
+                route();
+              },
+            },
+          }),
+        );
+      } else {
+        report("error", problemText(result.data));
+      }
+    }
+
+    function report(kind, text) {
+      status.dataset.state = kind;
+      status.className = `status-${kind}`;
+      status.textContent = text;
+    }
+
+    // Error paths name document fields; translations are found by their tag.
+    function locate(root, path) {
+      if (path.startsWith("translations.")) {
+        const [, tag, ...rest] = path.split(".");
+        const index = editor.translations.findIndex((item) => item.tag === tag);
+        if (index >= 0) {
+          const inner = rest.length >= 2 ? `t${index}.${rest[0]}.${rest[1]}` : `t${index}.tag`;
+          return root.querySelector(`[data-field="${CSS.escape(inner)}"]`) || root.querySelector(`[data-field="t${index}.tag"]`);
+        }
+        return root.querySelector('[data-field="translations"]');
+      }
+      return defaultLocate(root, path);
+    }
+  }
+
+  function sectionCard(section) {
+    const editor = state.editor;
+    const fields = section.fields.map((field) => fieldRow(section, field));
+    return h(
+      "section",
+      { class: "card", "data-section": section.key, id: `section-${section.key}` },
+      h("h3", { text: label(section, "title") }),
+      h(
+        "div",
+        { class: "section-grid" },
+        h(
+          "div",
+          { class: "fields", "data-field": section.key },
+          fields,
+          h("p", { class: "field-error", "data-error-for": section.key }),
+        ),
+        previewPanel(section, editor),
+      ),
+    );
+  }
+
+  function fieldRow(section, field) {
+    const editor = state.editor;
+    const path = `${section.key}.${field.key}`;
+    const id = `f-${section.key}-${field.key}`;
+    const describedBy = `${id}-hint ${id}-error`;
+    const changed = (value) => {
+      editor.values[path] = value;
+      if (section.key === "internal_addresses") previewAll(PREVIEW_DELAY_MS);
+      else schedulePreview(section.key, PREVIEW_DELAY_MS);
+    };
+    let control;
+    if (field.type === "checkbox") {
+      control = h(
+        "label",
+        { class: "check" },
+        h("input", {
+          type: "checkbox",
+          id,
+          "data-path": path,
+          checked: editor.values[path] === true,
+          "aria-describedby": describedBy,
+          on: { change: (event) => changed(event.target.checked) },
+        }),
+        h("span", { text: label(field, "label") }),
+      );
+    } else {
+      const tag = field.type === "body" ? "textarea" : "input";
+      control = [
+        h("label", { for: id, text: label(field, "label") }),
+        h(tag, {
+          id,
+          "data-path": path,
+          type: tag === "input" ? "text" : null,
+          rows: tag === "textarea" ? 8 : null,
+          value: editor.values[path],
+          spellcheck: field.type === "body" || field.type === "subject" ? "true" : "false",
+          autocomplete: "off",
+          "aria-describedby": describedBy,
+          on: { input: (event) => changed(event.target.value) },
+        }),
+      ];
+    }
+    return h(
+      "div",
+      { class: `field field-${field.type}`, "data-field": path },
+      control,
+      h("p", { class: "hint", id: `${id}-hint`, text: label(field, "hint") }),
+      h("p", { class: "field-error", id: `${id}-error`, "data-error-for": path, "aria-live": "polite" }),
+    );
+  }
+
+  function languageCard() {
+    const editor = state.editor;
+    const defaultField = simpleField("default_locale", t("lang.default"), "input", {
+      value: editor.defaultLocale,
+      list: "locale-options",
+      autocomplete: "off",
+    });
+    defaultField.input.addEventListener("input", (event) => {
+      editor.defaultLocale = event.target.value;
+      previewAll(PREVIEW_DELAY_MS);
+    });
+    defaultField.node.insertBefore(h("p", { class: "hint", text: t("lang.default.hint") }), defaultField.node.lastChild);
+    const card = h(
+      "section",
+      { class: "card", "data-section": "languages", id: "section-languages" },
+      h("h3", { text: t("lang.title") }),
+      h("datalist", { id: "locale-options" }, FORM.locales.map((tag) => h("option", { value: tag }))),
+      defaultField.node,
+      h(
+        "div",
+        { "data-field": "translations" },
+        editor.translations.map((translation, index) => translationBlock(translation, index)),
+        h("p", { class: "field-error", "data-error-for": "translations" }),
+      ),
+      h("button", {
+        type: "button",
+        id: "add-translation",
+        text: t("lang.add"),
+        on: {
+          click: () => {
+            editor.translations.push({ tag: "", values: {} });
+            card.replaceWith(languageCard());
+            const inputs = document.querySelectorAll("[data-tag-input]");
+            if (inputs.length) inputs[inputs.length - 1].focus();
+          },
+        },
+      }),
+    );
+    return card;
+  }
+
+  function translationBlock(translation, index) {
+    const editor = state.editor;
+    const summary = h("summary", { text: `${t("lang.translation")}: ${translation.tag || "?"}` });
+    const tagId = `f-t${index}-tag`;
+    const block = h(
+      "details",
+      { class: "translation", open: true, "data-translation": index },
+      summary,
+      h(
+        "div",
+        { class: "field", "data-field": `t${index}.tag` },
+        h("label", { for: tagId, text: t("lang.tag") }),
+        h("input", {
+          id: tagId,
+          "data-tag-input": true,
+          value: translation.tag,
+          autocomplete: "off",
+          "aria-describedby": `${tagId}-error`,
+          on: {
+            input: (event) => {
+              translation.tag = event.target.value.trim();
+              summary.textContent = `${t("lang.translation")}: ${translation.tag || "?"}`;
+              previewAll(PREVIEW_DELAY_MS);
+            },
+          },
+        }),
+        h("p", { class: "field-error", id: `${tagId}-error` }),
+      ),
+      TEXT_SECTIONS.map((section) =>
+        h(
+          "fieldset",
+          { class: "translation-section" },
+          h("legend", { text: label(section, "title") }),
+          section.fields
+            .filter((field) => field.type === "subject" || field.type === "body")
+            .map((field) => {
+              const key = `${section.key}.${field.key}`;
+              const id = `f-t${index}-${section.key}-${field.key}`;
+              const tag = field.type === "body" ? "textarea" : "input";
+              return h(
+                "div",
+                { class: `field field-${field.type}`, "data-field": `t${index}.${key}` },
+                h("label", { for: id, text: label(field, "label") }),
+                h(tag, {
+                  id,
+                  rows: tag === "textarea" ? 5 : null,
+                  type: tag === "input" ? "text" : null,
+                  value: translation.values[key] ?? "",
+                  autocomplete: "off",
+                  "aria-describedby": `${id}-error`,
+                  on: {
+                    input: (event) => {
+                      translation.values[key] = event.target.value;
+                      schedulePreview(section.key, PREVIEW_DELAY_MS);
+                    },
+                  },
+                }),
+                h("p", { class: "field-error", id: `${id}-error` }),
+              );
+            }),
+        ),
+      ),
+      h("button", {
+        type: "button",
+        class: "danger",
+        text: t("lang.remove"),
+        on: {
+          click: () => {
+            editor.translations.splice(index, 1);
+            document.getElementById("section-languages").replaceWith(languageCard());
+            previewAll(0);
+          },
+        },
+      }),
+    );
+    return block;
+  }
+
+  // Previews -----------------------------------------------------------------
+
+  function previewLocales(editor) {
+    const tags = new Set(FORM.locales);
+    for (const translation of editor.translations) if (translation.tag) tags.add(translation.tag);
+    return [...tags];
+  }
+
+  function previewPanel(section, editor) {
+    const select = h(
+      "select",
+      {
+        "aria-label": t("preview.locale"),
+        "data-preview-locale": section.key,
+        on: {
+          change: (event) => {
+            editor.locales[section.key] = event.target.value;
+            schedulePreview(section.key, 0);
+          },
+        },
+      },
+      h("option", { value: "", text: t("preview.locale.group") }),
+      previewLocales(editor).map((tag) => h("option", { value: tag, text: tag })),
+    );
+    select.value = editor.locales[section.key] || "";
+    const parts = {
+      subject: h("span", { class: "preview-subject" }),
+      addresses: h("div", { class: "preview-addresses muted" }),
+      frame: h("iframe", { class: "preview-html", sandbox: "", title: `${t("preview.title")}: ${label(section, "title")}` }),
+      text: h("pre", { class: "preview-text" }),
+      sources: h("p", { class: "preview-sources muted" }),
+      problems: h("div", { class: "preview-problems" }),
+    };
+    const panel = h(
+      "aside",
+      { class: "preview", "data-preview": section.key, "data-state": "pending", "aria-live": "polite" },
+      h("div", { class: "preview-head" }, h("strong", { text: t("preview.title") }), select),
+      h("div", { class: "preview-line" }, h("span", { class: "k", text: `${t("preview.subject")}: ` }), parts.subject),
+      parts.addresses,
+      parts.frame,
+      h("details", {}, h("summary", { text: t("preview.text") }), parts.text),
+      parts.sources,
+      parts.problems,
+    );
+    editor.panels[section.key] = { panel, parts };
+    return panel;
+  }
+
+  function schedulePreview(key, delay) {
+    const editor = state.editor;
+    if (!editor || !editor.panels[key]) return;
+    clearTimeout(editor.timers[key]);
+    editor.panels[key].panel.dataset.state = "pending";
+    editor.timers[key] = setTimeout(() => runPreview(editor, key), delay);
+  }
+
+  function previewAll(delay) {
+    for (const section of FORM.sections) schedulePreview(section.key, delay);
+  }
+
+  async function runPreview(editor, key) {
+    const sequence = (editor.sequence[key] || 0) + 1;
+    editor.sequence[key] = sequence;
+    const section = SECTION[key];
+    const body = { kind: section.kind, document: buildDocument(editor) };
+    if (editor.locales[key]) body.locale = editor.locales[key];
+    const result = await call("POST", `/v1/groups/${enc(editor.code)}/preview`, body);
+    // Only the answer to the latest request for this section may show.
+    if (editor !== state.editor || sequence !== editor.sequence[key] || !editor.panels[key]) return;
+    const { panel, parts } = editor.panels[key];
+    parts.problems.replaceChildren();
+    if (!result.ok) {
+      panel.dataset.state = "error";
+      parts.problems.append(
+        h("p", { class: "field-error", text: t("preview.failed") }),
+        h("pre", { class: "problem", text: problemText(result.data) }),
+      );
+      return;
+    }
+    const data = result.data;
+    parts.subject.textContent = data.subject;
+    parts.addresses.textContent = `${t("preview.from")}: ${data.from} · ${t("preview.to")}: ${data.to}`;
+    parts.frame.srcdoc = data.html;
+    parts.text.textContent = data.text;
+    parts.sources.textContent = t("preview.sources", {
+      lang: data.language,
+      subject: data.sources.subject,
+      body: data.sources.body,
+    });
+    if (data.set_aside.length) {
+      parts.problems.append(
+        h("p", { class: "muted", text: t("preview.aside") }),
+        h("ul", { class: "muted" }, data.set_aside.map((e) => h("li", { text: `${e.path}: ${e.message}` }))),
+      );
+    }
+    panel.dataset.state = "ready";
+  }
+
+  // History ------------------------------------------------------------------
+
+  function fieldName(path) {
+    const parts = path.split(".");
+    if (parts[0] === "translations" && parts.length >= 3) {
+      const section = SECTION[parts[2]];
+      const field = section && section.fields.find((f) => f.key === parts[3]);
+      const where = section ? label(section, "title") : parts[2];
+      return `${t("lang.translation")} ${parts[1]} › ${where}${field ? ` › ${label(field, "label")}` : ""}`;
+    }
+    const section = SECTION[parts[0]];
+    if (!section) return path === "default_locale" ? t("lang.default") : path;
+    const field = section.fields.find((f) => f.key === parts[1]);
+    return `${label(section, "title")}${field ? ` › ${label(field, "label")}` : ""}`;
+  }
+
+  function shown(value) {
+    if (value === null || value === undefined) return t("absent");
+    if (value === true) return t("yes");
+    if (value === false) return t("no");
+    return typeof value === "string" ? value : JSON.stringify(value);
+  }
+
+  async function historyTab(code, mine) {
+    const result = await call("GET", `/v1/groups/${enc(code)}/settings/history`);
+    if (mine !== state.ticket) return null;
+    if (!result.ok) return errorBox(result);
+    const message = h("p", { id: "history-status", role: "status" });
+    const versions = result.data.map((entry) =>
+      h(
+        "article",
+        { class: "card version", "data-version": entry.version },
+        h(
+          "header",
+          { class: "version-head" },
+          h("strong", { text: t("group.version", { n: entry.version }) }),
+          entry.current ? h("span", { class: "badge", text: t("history.current") }) : null,
+          h("span", { class: "muted", text: `${when(entry.created_at)} · ${t("history.by", { actor: entry.actor })}` }),
+          entry.restored_from ? h("span", { class: "muted", text: `· ${t("history.restores", { n: entry.restored_from })}` }) : null,
+          canAdmin() && !entry.current
+            ? h("button", {
+                type: "button",
+                class: "rollback",
+                text: t("history.rollback"),
+                on: { click: () => rollback(entry.version) },
+              })
+            : null,
+        ),
+        entry.changes.length
+          ? h(
+              "table",
+              { class: "diff" },
+              h("thead", {}, h("tr", {}, h("th", { text: t("history.field") }), h("th", { text: t("history.old") }), h("th", { text: t("history.new") }))),
+              h(
+                "tbody",
+                {},
+                entry.changes.map((change) =>
+                  h(
+                    "tr",
+                    { "data-path": change.path },
+                    h("td", {}, h("div", { text: fieldName(change.path) }), h("code", { class: "muted", text: change.path })),
+                    h("td", { class: "old" }, h("pre", { text: shown(change.old) })),
+                    h("td", { class: "new" }, h("pre", { text: shown(change.new) })),
+                  ),
+                ),
+              ),
+            )
+          : h("p", { class: "muted", text: t("history.nochanges") }),
+      ),
+    );
+    return h(
+      "section",
+      { id: "history" },
+      h("h2", { text: t("history.title") }),
+      message,
+      versions.length ? versions : h("p", { class: "muted", text: t("history.empty") }),
+    );
+
+    async function rollback(version) {
+      const answer = await call("POST", `/v1/groups/${enc(code)}/settings/rollback`, { version });
+      if (!answer.ok) {
+        message.textContent = problemText(answer.data);
+        return;
+      }
+      state.editor = null;
+      await groupPage(code, "history");
+      const line = document.getElementById("history-status");
+      if (line) line.textContent = t("history.rolledback", { old: version, n: answer.data.version });
+    }
+  }
+
+  // Test send ----------------------------------------------------------------
+
+  function testTab(code) {
+    const kind = simpleField("kind", t("test.kind"), "select");
+    for (const item of FORM.kinds) kind.input.append(h("option", { value: item.name, text: label(item, "label") }));
+    kind.input.value = "password.reset";
+    const address = simpleField("address", t("test.address"), "input", { type: "text", autocomplete: "email", placeholder: "name@example.com" });
+    const locale = simpleField("locale", t("test.locale"), "select");
+    locale.input.append(h("option", { value: "", text: t("preview.locale.group") }));
+    for (const tag of state.editor ? previewLocales(state.editor) : FORM.locales) locale.input.append(h("option", { value: tag, text: tag }));
+    const outcome = h("div", { id: "test-outcome", role: "status" });
+    const form = h(
+      "form",
+      { class: "card", id: "test-send", on: { submit: send } },
+      h("h2", { text: t("test.title") }),
+      h("p", { class: "muted", text: t("test.intro") }),
+      h("div", { class: "row" }, kind.node, address.node, locale.node),
+      canAdmin() ? h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: t("test.submit") })) : null,
+      outcome,
+    );
+    return form;
+
+    async function send(event) {
+      event.preventDefault();
+      clearFieldErrors(form);
+      outcome.replaceChildren();
+      const body = { kind: kind.input.value, address: address.input.value };
+      if (locale.input.value) body.locale = locale.input.value;
+      const result = await call("POST", `/v1/groups/${enc(code)}/test-send`, body);
+      if (result.ok) {
+        const id = result.data.event_id;
+        outcome.append(
+          h("p", { class: "notice ok", text: t("test.queued", { id }) }),
+          h("a", { href: `#/deliveries?event_id=${enc(id)}`, text: t("test.log") }),
+        );
+      } else if (result.status === 422) {
+        const rest = placeErrors(form, result.data.detail);
+        if (rest.length) outcome.append(errorBox({ data: { detail: rest } }));
+      } else {
+        outcome.append(errorBox(result));
+      }
+    }
+  }
+
+  // Raw document -------------------------------------------------------------
+
+  async function rawTab(code, mine) {
+    const result = await call("GET", `/v1/groups/${enc(code)}/settings?format=yaml`, undefined, { accept: "application/yaml" });
+    if (mine !== state.ticket) return null;
+    if (!result.ok && result.status !== 404) return errorBox(result);
+    const version = result.ok ? etagVersion(result.headers) : null;
+    const area = h("textarea", { id: "raw-document", rows: 30, spellcheck: "false", value: result.ok ? result.data : "" });
+    const outcome = h("div", { id: "raw-outcome", role: "status" });
+    return h(
+      "form",
+      { class: "card", id: "raw", on: { submit: save } },
+      h("h2", { text: t("raw.title") }),
+      h("p", { class: "muted", text: t("raw.intro") }),
+      area,
+      canAdmin() ? h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: t("raw.save") })) : null,
+      outcome,
+    );
+
+    async function save(event) {
+      event.preventDefault();
+      outcome.replaceChildren();
+      const headers = version ? { "If-Match": `"${version}"` } : {};
+      const answer = await call("PUT", `/v1/groups/${enc(code)}/settings`, area.value, {
+        contentType: "application/yaml",
+        headers,
+      });
+      if (answer.ok) {
+        state.editor = null;
+        await groupPage(code, "raw");
+        const line = document.getElementById("raw-outcome");
+        if (line) {
+          line.append(
+            h("p", {
+              class: "notice ok",
+              text: t(answer.data.created ? "save.saved" : "save.unchanged", { n: answer.data.version }),
+            }),
+          );
+        }
+      } else {
+        outcome.append(errorBox(answer));
+      }
+    }
+  }
+
+  // Deliveries ---------------------------------------------------------------
+
+  async function deliveriesPage(params) {
+    const mine = ticket();
+    const offset = Number(params.get("offset") || 0);
+    const query = new URLSearchParams();
+    for (const key of ["event_id", "group", "status", "kind", "recipient"]) {
+      if (params.get(key)) query.set(key, params.get(key));
+    }
+    query.set("limit", String(PAGE_SIZE));
+    query.set("offset", String(offset));
+    const result = await call("GET", `/v1/deliveries?${query}`);
+    if (mine !== state.ticket) return;
+    const filters = deliveryFilters(params);
+    if (!result.ok) {
+      mount(h("h1", { text: t("deliveries.title") }), filters, errorBox(result));
+      return;
+    }
+    const page = result.data;
+    const link = (newOffset) => {
+      const next = new URLSearchParams(query);
+      next.delete("limit");
+      next.set("offset", String(newOffset));
+      return `#/deliveries?${next}`;
+    };
+    mount(
+      h("h1", { text: t("deliveries.title") }),
+      filters,
+      page.items.length ? deliveryTable(page.items, false) : h("p", { class: "muted", text: t("deliveries.empty") }),
+      h(
+        "nav",
+        { class: "pager" },
+        offset > 0 ? h("a", { href: link(Math.max(0, offset - PAGE_SIZE)), text: t("deliveries.newer") }) : null,
+        page.next_offset !== null ? h("a", { href: link(page.next_offset), text: t("deliveries.older") }) : null,
+      ),
+    );
+  }
+
+  function deliveryFilters(params) {
+    const inputs = {};
+    const field = (key, text, control) => {
+      inputs[key] = control;
+      control.id = `filter-${key}`;
+      control.name = key;
+      return h("div", { class: "field" }, h("label", { for: control.id, text }), control);
+    };
+    const select = (key, options) => {
+      const node = h("select", {}, h("option", { value: "", text: t("deliveries.any") }), options);
+      node.value = params.get(key) || "";
+      return node;
+    };
+    const statusSelect = select("status", FORM.statuses.map((s) => h("option", { value: s, text: s })));
+    statusSelect.value = params.get("status") || "";
+    const kindSelect = select("kind", FORM.kinds.map((k) => h("option", { value: k.name, text: label(k, "label") })));
+    kindSelect.value = params.get("kind") || "";
+    return h(
+      "form",
+      {
+        class: "card filters",
+        id: "delivery-filters",
+        on: {
+          submit: (event) => {
+            event.preventDefault();
+            const next = new URLSearchParams();
+            for (const [key, control] of Object.entries(inputs)) if (control.value.trim()) next.set(key, control.value.trim());
+            location.hash = `#/deliveries?${next}`;
+          },
+        },
+      },
+      h(
+        "div",
+        { class: "row" },
+        field("event_id", t("deliveries.event"), h("input", { value: params.get("event_id") || "" })),
+        field("group", t("deliveries.group"), h("input", { value: params.get("group") || "" })),
+        field("status", t("deliveries.status"), statusSelect),
+        field("kind", t("deliveries.kind"), kindSelect),
+        field("recipient", t("deliveries.recipient"), h("input", { value: params.get("recipient") || "" })),
+      ),
+      h("div", { class: "actions" }, h("button", { type: "submit", text: t("deliveries.filter") })),
+    );
+  }
+
+  function deliveryTable(items, selectable) {
+    return h(
+      "table",
+      { class: "list deliveries" },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          selectable ? h("th", {}) : null,
+          ["deliveries.id", "deliveries.time", "deliveries.status", "deliveries.group", "deliveries.kind", "deliveries.recipient", "deliveries.attempts", "deliveries.reply", "deliveries.event"].map((key) => h("th", { text: t(key) })),
+        ),
+      ),
+      h(
+        "tbody",
+        {},
+        items.map((d) =>
+          h(
+            "tr",
+            { "data-delivery": d.id, class: `status-${d.status}` },
+            selectable ? h("td", {}, h("input", { type: "checkbox", "data-select": d.id, "aria-label": `#${d.id}` })) : null,
+            h("td", { text: String(d.id) }),
+            h("td", { text: when(d.updated_at) }),
+            h("td", {}, h("span", { class: `badge status-${d.status}`, text: d.status }), d.test ? h("span", { class: "badge", text: t("deliveries.test") }) : null),
+            h("td", {}, h("a", { href: `#/groups/${enc(d.group)}`, text: d.group })),
+            h("td", { text: kindLabel(d.kind) }),
+            h("td", { text: d.recipient }),
+            h("td", { text: String(d.attempts) }),
+            h("td", { class: "reply", text: [d.last_code, d.last_text].filter((x) => x !== null && x !== "").join(" ") || t("absent") }),
+            h("td", {}, h("a", { href: `#/deliveries?event_id=${enc(d.event_id)}`, text: d.event_id })),
+          ),
+        ),
+      ),
+    );
+  }
+
+  // Dead letters --------------------------------------------------------------
+
+  async function deadLettersPage(message) {
+    const mine = ticket();
+    const result = await call("GET", "/v1/dead-letters");
+    if (mine !== state.ticket) return;
+    if (!result.ok) {
+      mount(h("h1", { text: t("dead.title") }), errorBox(result));
+      return;
+    }
+    const data = result.data;
+    const outcome = h("div", { id: "replay-outcome", role: "status" }, message ? h("p", { class: "notice ok", text: message }) : null);
+    const deliveries = data.deliveries.length ? deliveryTable(data.deliveries, canAdmin()) : h("p", { class: "muted", text: t("dead.none") });
+    mount(
+      h("h1", { text: t("dead.title") }),
+      outcome,
+      h(
+        "section",
+        { class: "card", id: "dead-deliveries" },
+        h("h2", { text: t("dead.deliveries") }),
+        deliveries,
+        canAdmin() && data.deliveries.length
+          ? h(
+              "div",
+              { class: "actions" },
+              h("button", {
+                type: "button",
+                id: "replay-selected",
+                text: t("dead.replaySelected"),
+                on: {
+                  click: () => {
+                    const ids = [...document.querySelectorAll("[data-select]:checked")].map((node) => Number(node.dataset.select));
+                    if (ids.length) replay({ ids });
+                  },
+                },
+              }),
+              h("button", { type: "button", id: "replay-all", text: t("dead.replayAll"), on: { click: () => replay({ all: true }) } }),
+            )
+          : null,
+      ),
+      h(
+        "section",
+        { class: "card", id: "failed-events" },
+        h("h2", { text: t("dead.events") }),
+        data.events.length
+          ? h(
+              "table",
+              { class: "list" },
+              h("thead", {}, h("tr", {}, [t("deliveries.event"), t("dead.type"), t("deliveries.group"), t("deliveries.time"), t("dead.reason"), ""].map((text) => h("th", { text })))),
+              h(
+                "tbody",
+                {},
+                data.events.map((e) =>
+                  h(
+                    "tr",
+                    { "data-event": e.event_id },
+                    h("td", { text: e.event_id }),
+                    h("td", { text: e.type }),
+                    h("td", { text: e.group }),
+                    h("td", { text: when(e.received_at) }),
+                    h("td", { class: "reply", text: e.reason || "" }),
+                    h("td", {}, canAdmin() ? h("button", { type: "button", text: t("dead.replayEvent"), on: { click: () => replay({ events: [e.event_id] }) } }) : null),
+                  ),
+                ),
+              ),
+            )
+          : h("p", { class: "muted", text: t("dead.none") }),
+      ),
+      h(
+        "section",
+        { class: "card", id: "rejected" },
+        h("h2", { text: t("dead.rejected") }),
+        data.rejected.length
+          ? h(
+              "table",
+              { class: "list" },
+              h("thead", {}, h("tr", {}, ["#", t("deliveries.time"), t("deliveries.event"), t("dead.reason")].map((text) => h("th", { text })))),
+              h(
+                "tbody",
+                {},
+                data.rejected.map((r) =>
+                  h("tr", {}, h("td", { text: String(r.id) }), h("td", { text: when(r.received_at) }), h("td", { text: r.event_id || t("absent") }), h("td", { class: "reply", text: r.reason })),
+                ),
+              ),
+            )
+          : h("p", { class: "muted", text: t("dead.none") }),
+      ),
+    );
+
+    async function replay(body) {
+      const answer = await call("POST", "/v1/dead-letters/replay", body);
+      if (!answer.ok) {
+        outcome.replaceChildren(errorBox(answer));
+        return;
+      }
+      deadLettersPage(t("dead.replayed", { d: answer.data.deliveries.length, e: answer.data.events.length }));
+    }
+  }
+
+  // Start --------------------------------------------------------------------
+
+  for (const button of document.querySelectorAll("[data-lang]")) {
+    button.addEventListener("click", () => {
+      state.lang = button.dataset.lang;
+      localStorage.setItem("dispatcher.lang", state.lang);
+      route();
+    });
+  }
+  document.getElementById("sign-out").addEventListener("click", signOut);
+  window.addEventListener("hashchange", route);
+
+  (async function start() {
+    const result = await call("GET", "/ui/session", undefined, { signIn: true });
+    state.session = result.ok ? result.data : null;
+    route();
+  })();
+})();
