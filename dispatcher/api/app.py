@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import TypeAdapter
+from pydantic import RootModel
 from pydantic.json_schema import models_json_schema
 from sqlalchemy import Engine
 
@@ -33,7 +33,7 @@ from dispatcher.errors import (
     UnknownVersion,
     VersionConflict,
 )
-from dispatcher.events import Event
+from dispatcher.events import Event as AnyEvent
 from dispatcher.settings import Settings, get_settings
 
 DESCRIPTION = """\
@@ -115,17 +115,26 @@ def _security_headers(app: FastAPI) -> None:
         return response
 
 
+class Event(RootModel[AnyEvent]):
+    """One event (CONTRACT §2)."""
+
+
 def _extra_schemas() -> dict[str, Any]:
-    """Schemas of the models the API validates itself: the settings document and events."""
+    """Schemas of the models the API validates itself: the settings document and events.
+
+    They are generated in one go so that pydantic gives models of the same
+    name (the settings section and the event both called PasswordReset)
+    distinct names instead of one silently replacing the other.
+    """
     _, definitions = models_json_schema(
-        [(SettingsDocument, "validation"), (schemas.EffectiveSettings, "serialization")],
+        [
+            (SettingsDocument, "validation"),
+            (Event, "validation"),
+            (schemas.EffectiveSettings, "serialization"),
+        ],
         ref_template="#/components/schemas/{model}",
     )
-    found: dict[str, Any] = dict(definitions.get("$defs", {}))
-    event = TypeAdapter(Event).json_schema(ref_template="#/components/schemas/{model}")
-    found.update(event.pop("$defs", {}))
-    found["Event"] = {**event, "title": "Event", "description": "One event (CONTRACT §2)."}
-    return found
+    return dict(definitions.get("$defs", {}))
 
 
 def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
