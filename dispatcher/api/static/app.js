@@ -569,6 +569,9 @@
       }
       line.textContent = line.textContent ? `${line.textContent}\n${error.message}` : error.message;
       field.classList.add("invalid");
+      // A collapsed translation must open to show its error.
+      const block = field.closest("details");
+      if (block) block.open = true;
       const input = field.querySelector(
         ":scope > input, :scope > textarea, :scope > select, :scope > label > input",
       );
@@ -937,7 +940,7 @@
         text: t("lang.add"),
         on: {
           click: () => {
-            editor.translations.push({ tag: "", values: {} });
+            editor.translations.push({ tag: "", values: {}, open: true });
             card.replaceWith(languageCard());
             const inputs = document.querySelectorAll("[data-tag-input]");
             if (inputs.length) inputs[inputs.length - 1].focus();
@@ -954,7 +957,16 @@
     const tagId = `f-t${index}-tag`;
     const block = h(
       "details",
-      { class: "translation", open: true, "data-translation": index },
+      {
+        class: "translation",
+        open: translation.open === true,
+        "data-translation": index,
+        on: {
+          toggle: (event) => {
+            translation.open = event.target.open;
+          },
+        },
+      },
       summary,
       h(
         "div",
