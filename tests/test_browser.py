@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.api_server import SERVER_SECRET, ApiServer, prepare_site
+from tests.api_server import SERVER_SECRET, ApiServer, dispatcher, prepare_site
 from tests.conftest import service_missing
 from tests.documents import full
 from tests.harness import ROOT
@@ -219,7 +219,7 @@ def test_an_administrator_edits_previews_saves_and_sees_errors(
     )
     expect(page.locator('[data-error-for="password_reset.subject"]')).to_be_empty()
     assert current_version(server, tokens["admin"]) == 2
-    page.screenshot(path=str(ARTIFACTS / "portal-emails-errors.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "portal-emails-errors.png"))
 
 
 def test_english_rollback_test_send_and_sign_out(
@@ -278,3 +278,23 @@ def test_a_read_token_sees_but_cannot_save(
     expect(page.locator("h1")).to_have_text("Zustellungen")
     page.goto(f"{server.url}/#/dead-letters")
     expect(page.locator("h1")).to_have_text("Unzustellbare Nachrichten")
+
+
+def test_a_revoked_token_ends_the_session_in_the_browser(
+    page: Any, site: tuple[ApiServer, dict[str, str]]
+) -> None:
+    from playwright.sync_api import expect
+
+    server, _ = site
+    token = dispatcher(
+        server.directory, server.env, "tokens", "create", "--scope", "read", "--name", "short-lived"
+    ).out.strip()
+    sign_in(page, server, token)
+    page.click('[data-lang="de"]')
+    expect(page.locator("#groups")).to_be_visible()
+    dispatcher(server.directory, server.env, "tokens", "revoke", "short-lived")
+    page.click("#groups a:text-is('RETAIL')")
+    expect(page.locator("#signin-form")).to_be_visible()
+    expect(page.locator("#signin-error")).to_have_text(
+        "Die Sitzung ist abgelaufen. Bitte melden Sie sich erneut an."
+    )

@@ -345,9 +345,12 @@
         data = text;
       }
     }
-    if (response.status === 401 && !opts.signIn) {
+    if (response.status === 401 && !opts.signIn && state.session !== null) {
+      // The session ended (expired, or its token was revoked): pages still
+      // loading must not draw over the sign-in form.
       state.session = null;
       state.editor = null;
+      ticket();
       showSignIn(t("session.ended"));
     }
     return { status: response.status, ok: response.ok, data, headers: response.headers };
@@ -658,10 +661,13 @@
       ),
     );
     const readonly = canAdmin() ? null : h("p", { class: "notice", text: t("readonly") });
-    if (tab === "history") mount(header, readonly, await historyTab(code, mine));
-    else if (tab === "test") mount(header, readonly, testTab(code));
-    else if (tab === "raw") mount(header, readonly, await rawTab(code, mine));
-    else mount(header, readonly, emailsTab());
+    let content;
+    if (tab === "history") content = await historyTab(code, mine);
+    else if (tab === "test") content = testTab(code);
+    else if (tab === "raw") content = await rawTab(code, mine);
+    else content = emailsTab();
+    if (mine !== state.ticket) return;
+    mount(header, readonly, content);
     if (tab === "emails") previewAll(0);
   }
 
