@@ -1,11 +1,13 @@
 """Keep a worker alive when something that is not a message lands on a queue.
 
 kombu's Redis transport decodes each queue item as a JSON envelope inside its
-event loop; an item that is not one (say, bytes pushed by hand or by a broken
-client) raises there and stops the whole worker ("Unrecoverable error"), and
-the item is lost. The guard below turns such an item into an envelope that
-Celery cannot decode, so it takes the ordinary decode-error path, where our
-consumer records it as a rejected message and acknowledges it.
+event loop; an item that is not one (bytes pushed by hand, a broken client)
+raises there and stops the whole worker ("Unrecoverable error"), and the
+item is lost. The channel below decodes queue items defensively: such an
+item becomes an envelope that Celery cannot decode, so it takes the ordinary
+decode-error path, where our consumer records it as a rejected message and
+acknowledges it. Everything else (acknowledgements, the restore of unacked
+messages) is kombu's own code, untouched.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import kombu.transport
 import kombu.transport.redis as redis_transport
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
 
-_original_loads = redis_transport.loads
 _CONTENT_TYPE = "application/x-dispatcher-undecodable"
 
 
@@ -35,19 +39,62 @@ def _envelope_for(raw: Any) -> dict[str, Any]:
     }
 
 
-def _guarded_loads(raw: Any, *args: Any, **kwargs: Any) -> Any:
+def decode_envelope(item: Any) -> dict[str, Any]:
+    """Decode one queue item; anything that is not an envelope becomes a harmless one."""
     try:
-        value = _original_loads(raw, *args, **kwargs)
+        value = loads(bytes_to_str(item))
     except ValueError:
-        return _envelope_for(raw)
-    if not isinstance(value, dict) or not isinstance(value.get("properties"), dict):
-        return _envelope_for(raw)
-    if "delivery_tag" not in value["properties"]:
-        return _envelope_for(raw)
+        return _envelope_for(item)
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("properties"), dict)
+        or "delivery_tag" not in value["properties"]
+    ):
+        return _envelope_for(item)
     return value
 
 
+class GuardedChannel(redis_transport.Channel):  # type: ignore[misc]
+    """kombu's Redis channel with a defensive decode of queue items."""
+
+    def _brpop_read(self, **options: Any) -> bool:
+        # Mirrors kombu.transport.redis.Channel._brpop_read (kombu 5.x) except
+        # for the decoding of the item.
+        try:
+            try:
+                dest__item = self.client.parse_response(self.client.connection, "BRPOP", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                raise
+            if not dest__item:
+                raise redis_transport.Empty()
+            dest, item = dest__item
+            dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
+            self._queue_cycle.rotate(dest)
+            self.connection._deliver(decode_envelope(item), dest)
+            return True
+        finally:
+            self._in_poll = None
+            flush = getattr(self, "_flush_brpop_reauth", None)
+            if flush is not None:
+                flush()
+
+    def _get(self, queue: str) -> dict[str, Any]:
+        with self.conn_or_acquire() as client:
+            for priority in self.priority_steps:
+                item = client.rpop(self._q_for_pri(queue, priority))
+                if item:
+                    self._maybe_update_queues_expire(client, queue)
+                    return decode_envelope(item)
+            self._maybe_update_queues_expire(client, queue)
+            raise redis_transport.Empty()
+
+
+class GuardedTransport(redis_transport.Transport):  # type: ignore[misc]
+    Channel = GuardedChannel
+
+
 def install() -> None:
-    """Idempotent: route kombu's Redis envelope decoding through the guard."""
-    if redis_transport.loads is not _guarded_loads:
-        redis_transport.loads = _guarded_loads
+    """Idempotent: make redis:// and rediss:// URLs use the guarded transport."""
+    for scheme in ("redis", "rediss"):
+        kombu.transport.TRANSPORT_ALIASES[scheme] = "dispatcher.broker_guard:GuardedTransport"

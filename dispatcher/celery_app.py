@@ -19,12 +19,12 @@ from dispatcher.settings import get_settings
 
 broker_guard.install()
 
-VISIBILITY_TIMEOUT = 90
-MAX_COUNTDOWN = 60
-TASK_TIME_LIMIT = 75
-TASK_SOFT_TIME_LIMIT = 65
-
 _settings = get_settings()
+# 90 s by default: work of a worker killed outright is back within two minutes.
+VISIBILITY_TIMEOUT = _settings.visibility_timeout_seconds
+MAX_COUNTDOWN = VISIBILITY_TIMEOUT * 2 // 3
+TASK_TIME_LIMIT = VISIBILITY_TIMEOUT * 5 // 6
+TASK_SOFT_TIME_LIMIT = VISIBILITY_TIMEOUT * 3 // 4
 _transport_options = {
     "visibility_timeout": VISIBILITY_TIMEOUT,
     "global_keyprefix": _settings.broker_prefix,
@@ -63,3 +63,17 @@ app.conf.update(
         }
     },
 )
+
+
+def use_broker(url: str, prefix: str = "") -> None:
+    """Point this process's publisher at another broker, dropping pooled connections.
+
+    For processes that learn their broker after import (tests that run their
+    own Redis). Workers read DISPATCHER_BROKER_URL at start instead.
+    """
+    if app.pool is not None:
+        app.pool.force_close_all()
+    app.conf.broker_url = url
+    app.conf.broker_transport_options = {**_transport_options, "global_keyprefix": prefix}
+    # Celery resets its connection and producer pools this way after a fork.
+    app._after_fork()

@@ -35,7 +35,13 @@ from config_store.records import (
 from config_store.repository import SettingsRepository
 from dispatcher import logs, metrics
 from dispatcher.addresses import Mailbox, parse_mailbox
-from dispatcher.errors import DispatcherError, InvalidEvent, NoSettings, UnknownGroup
+from dispatcher.errors import (
+    DispatcherError,
+    InvalidEvent,
+    NoSettings,
+    StoreUnavailable,
+    UnknownGroup,
+)
 from dispatcher.events import Event, parse_event
 from dispatcher.kinds import KIND_BY_NAME, Lane, lane_for_event
 from dispatcher.limits import Limits
@@ -238,8 +244,26 @@ class Dispatcher:
             if result.status in (RETRYING, UNKNOWN) and result.next_attempt_at:
                 delay = max(0.0, (result.next_attempt_at - self.clock()).total_seconds())
                 follow_ups.append(FollowUp(item.delivery.id, item.delivery.lane, delay))
-        self.records.finish(results, self.clock())
+        self._finish(results)
         return follow_ups
+
+    def _finish(self, results: list[AttemptResult]) -> None:
+        """Record outcomes, riding out a short database outage (a restart, a failover).
+
+        The e-mails were handed over already: if their outcome is not written,
+        they look abandoned and are sent again, so it is worth waiting here.
+        """
+        delay = 0.25
+        deadline = time.monotonic() + self.config.smtp_timeout * 3
+        while True:
+            try:
+                self.records.finish(results, self.clock())
+                return
+            except StoreUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 4.0)
 
     def _attempt(
         self, item: Claimed, event: Event | None, settings: GroupSettings | None

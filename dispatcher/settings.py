@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     cooldown_window_seconds: float = Field(default=3600.0, gt=0)
     # Bulk e-mails per group and minute, shared by all workers; 0: no limit.
     group_rate_per_minute: int = Field(default=0, ge=0)
+    # Redis redelivers a message a worker took but did not acknowledge after
+    # this long; every retry countdown and task time limit stays below it.
+    visibility_timeout_seconds: int = Field(default=90, ge=30, le=3600)
     log_format: Literal["text", "json"] = "text"
     # Port of a worker's own /metrics endpoint (all its processes); 0 turns it off.
     worker_metrics_port: int = Field(default=9808, ge=0, le=65535)

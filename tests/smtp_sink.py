@@ -9,6 +9,9 @@ while the sink runs. It holds a list of rules:
     {"match": "bounce@", "stage": "data", "code": 550, "text": "no such user"}
     {"match": "drop@", "stage": "after_data", "action": "drop", "times": 1}
     {"match": "hang@", "stage": "data", "action": "hang", "seconds": 60}
+    {"match": "cut@", "stage": "mid_data", "action": "drop", "times": 1}
+
+Stage ``mid_data`` hangs up while the message is still being received.
 
 ``match`` is a substring of the recipient address; ``times`` (optional) limits
 how often the rule applies. Counters live in the sink process.
@@ -24,7 +27,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from dispatcher.mailsink import SinkHandler, start_sink
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+from dispatcher.mailsink import SinkHandler
 
 
 class FaultySinkHandler(SinkHandler):
@@ -46,8 +52,11 @@ class FaultySinkHandler(SinkHandler):
                 continue
             if not any(rule.get("match", "") in r for r in recipients):
                 continue
-            # Counted per rule text, so a test that installs new rules starts afresh.
+            # Counted per rule text, so a test that installs new rules starts
+            # afresh; "per_recipient" counts each address on its own.
             key = json.dumps(rule, sort_keys=True)
+            if rule.get("per_recipient"):
+                key += "|" + ",".join(sorted(recipients))
             with self.lock:
                 used = self.used.get(key, 0)
                 if "times" in rule and used >= rule["times"]:
@@ -92,6 +101,27 @@ class FaultySinkHandler(SinkHandler):
         return await super().handle_DATA(server, session, envelope)
 
 
+class FaultySMTP(SMTP):
+    """Can hang up in the middle of DATA, which a handler cannot."""
+
+    async def smtp_DATA(self, arg: str) -> None:
+        handler = self.event_handler
+        if self.envelope is not None and isinstance(handler, FaultySinkHandler):
+            rule = handler._rule("mid_data", list(self.envelope.rcpt_tos))
+            if rule:
+                await self.push("354 End data with <CR><LF>.<CR><LF>")
+                await self._reader.readuntil(b"\r\n")
+                assert self.transport is not None
+                self.transport.close()
+                return
+        await super().smtp_DATA(arg)
+
+
+class FaultyController(Controller):
+    def factory(self) -> SMTP:
+        return FaultySMTP(self.handler, **self.SMTP_kwargs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
@@ -100,7 +130,14 @@ def main() -> None:
     parser.add_argument("--faults", type=Path, default=None)
     args = parser.parse_args()
     handler = FaultySinkHandler(args.dir, args.faults)
-    controller = start_sink(args.dir, args.host, args.port, handler)
+    controller = FaultyController(
+        handler,
+        hostname=args.host,
+        port=args.port,
+        data_size_limit=2 * 1024 * 1024,
+        ready_timeout=10,
+    )
+    controller.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
