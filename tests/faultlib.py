@@ -276,7 +276,7 @@ class FaultStack:
             accepted=len(self.accepted),
             sent=sent,
             dead=dead,
-            dead_reasons=[f"{count}× {reason}" for reason, count in reasons.most_common()],
+            dead_reasons=[f"{count} x {reason}" for reason, count in reasons.most_common()],
             lost=lost,
             duplicated=duplicated,
             duplicated_uncertain=uncertain_dupes,
