@@ -11,6 +11,7 @@ import copy
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Engine
@@ -100,7 +101,7 @@ class SaveOutcome:
 class GroupDetails:
     group: GroupInfo
     saved_by: str | None
-    saved_at: Any
+    saved_at: datetime | None
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ Publisher = Annotated[Principal, Depends(requires(PUBLISH))]
 AnyToken = Annotated[Principal, Depends(requires(None))]
 
 
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI descriptions of the error answers a route can give."""
     described: dict[int, tuple[type[Any], str]] = {
         401: (schemas.Problem, "No token, or one that is not valid or was revoked."),
         403: (schemas.Problem, "The token's scope does not allow this (or a CSRF check failed)."),
@@ -96,7 +97,7 @@ def readyz(request: Request, response: Response) -> schemas.Readiness:
             "content": {"text/plain": {"schema": {"type": "string"}}},
             "description": "Prometheus text exposition format.",
         },
-        **_problems(401, 403),
+        **problems(401, 403),
     },
 )
 def metrics(_: Reader) -> Response:
@@ -120,7 +121,7 @@ def _group(info: GroupInfo) -> schemas.Group:
 
 
 @router.get(
-    "/v1/groups", tags=["groups"], response_model=list[schemas.Group], responses=_problems(*AUTH)
+    "/v1/groups", tags=["groups"], response_model=list[schemas.Group], responses=problems(*AUTH)
 )
 def list_groups(request: Request, _: Reader) -> list[schemas.Group]:
     """The customer groups set up for the portal."""
@@ -132,7 +133,7 @@ def list_groups(request: Request, _: Reader) -> list[schemas.Group]:
     tags=["groups"],
     status_code=201,
     response_model=schemas.Group,
-    responses=_problems(*AUTH, 409),
+    responses=problems(*AUTH, 409),
 )
 def add_group(
     request: Request, body: schemas.GroupCreate, principal: Administrator
@@ -146,7 +147,7 @@ def add_group(
     "/v1/groups/{code}",
     tags=["groups"],
     response_model=schemas.GroupDetail,
-    responses=_problems(*AUTH, 404),
+    responses=problems(*AUTH, 404),
 )
 def get_group(request: Request, code: str, _: Reader) -> schemas.GroupDetail:
     """One customer group, with who saved its current settings and when."""
@@ -189,7 +190,7 @@ def _document_response(data: Any, fmt: str, version: int | None) -> Response:
                 "application/yaml": {"schema": {"type": "string"}},
             },
         },
-        **_problems(*AUTH, 404),
+        **problems(*AUTH, 404),
     },
 )
 def get_settings(
@@ -314,7 +315,7 @@ def _saved(code: str, outcome: SaveOutcome) -> schemas.SaveResponse:
     "/v1/groups/{code}/settings",
     tags=["settings"],
     response_model=schemas.SaveResponse,
-    responses=_problems(*AUTH, 404, 409),
+    responses=problems(*AUTH, 404, 409),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -351,7 +352,7 @@ async def put_settings(
     "/v1/groups/{code}/settings/history",
     tags=["settings"],
     response_model=list[schemas.VersionEntry],
-    responses=_problems(*AUTH, 404),
+    responses=problems(*AUTH, 404),
 )
 def settings_history(
     request: Request,
@@ -380,7 +381,7 @@ def settings_history(
     "/v1/groups/{code}/settings/rollback",
     tags=["settings"],
     response_model=schemas.SaveResponse,
-    responses=_problems(*AUTH, 404),
+    responses=problems(*AUTH, 404),
 )
 def rollback(
     request: Request,
@@ -400,7 +401,7 @@ def rollback(
     tags=["settings"],
     response_model=schemas.PreviewResponse,
     response_model_by_alias=True,
-    responses=_problems(*AUTH, 404),
+    responses=problems(*AUTH, 404),
 )
 def preview(
     request: Request, code: str, body: schemas.PreviewRequest, _: Reader
@@ -430,7 +431,7 @@ def preview(
     tags=["settings"],
     status_code=202,
     response_model=schemas.SendTestAccepted,
-    responses=_problems(*AUTH, 404, 503),
+    responses=problems(*AUTH, 404, 503),
 )
 def test_send(
     request: Request, code: str, body: schemas.SendTestRequest, principal: Administrator
@@ -452,7 +453,7 @@ def test_send(
     tags=["events"],
     status_code=202,
     response_model=schemas.EventsAccepted,
-    responses=_problems(*AUTH, 503),
+    responses=problems(*AUTH, 503),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -507,7 +508,7 @@ def _delivery(d: DeliveryView) -> schemas.DeliveryOut:
     "/v1/deliveries",
     tags=["deliveries"],
     response_model=schemas.DeliveryPage,
-    responses=_problems(*AUTH),
+    responses=problems(*AUTH),
 )
 def deliveries(
     request: Request,
@@ -551,7 +552,7 @@ def deliveries(
     "/v1/dead-letters",
     tags=["deliveries"],
     response_model=schemas.DeadLetters,
-    responses=_problems(*AUTH),
+    responses=problems(*AUTH),
 )
 def dead_letters(
     request: Request, _: Reader, limit: Annotated[int, Query(ge=1, le=5000)] = 500
@@ -586,7 +587,7 @@ def dead_letters(
     tags=["deliveries"],
     status_code=202,
     response_model=schemas.ReplayResponse,
-    responses=_problems(*AUTH, 503),
+    responses=problems(*AUTH, 503),
 )
 def replay(
     request: Request, body: schemas.ReplayRequest, principal: Administrator
@@ -615,7 +616,7 @@ def replay(
     "/v1/audit",
     tags=["audit"],
     response_model=list[schemas.AuditEntry],
-    responses=_problems(*AUTH),
+    responses=problems(*AUTH),
 )
 def audit(
     request: Request,
@@ -647,7 +648,7 @@ def audit(
             "content": {"application/json": {"schema": {"type": "object"}}},
             "description": "This document (OpenAPI 3).",
         },
-        **_problems(401),
+        **problems(401),
     },
 )
 def openapi_document(request: Request, _: AnyToken) -> JSONResponse:

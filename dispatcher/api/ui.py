@@ -21,7 +21,7 @@ from config_store.access import scope_allows
 from dispatcher.api import schemas
 from dispatcher.api.auth import SESSION_COOKIE, AuthProblem, Principal
 from dispatcher.api.form import form_description
-from dispatcher.api.routes import _problems
+from dispatcher.api.routes import problems
 from dispatcher.api.runtime import requires, runtime_of
 
 HERE = Path(__file__).parent
@@ -80,7 +80,7 @@ def _same_origin(request: Request) -> bool:
 @router.post(
     "/ui/session",
     response_model=schemas.SessionInfo,
-    responses=_problems(401, 403, 422),
+    responses=problems(401, 403, 422),
 )
 def sign_in(request: Request, response: Response, body: schemas.SignIn) -> schemas.SessionInfo:
     """Open a web UI session with a read or admin token; sets an HttpOnly cookie."""
@@ -108,7 +108,7 @@ def sign_in(request: Request, response: Response, body: schemas.SignIn) -> schem
     return schemas.SessionInfo(name=info.name, scope=info.scope, csrf_token=session.csrf_token)
 
 
-@router.get("/ui/session", response_model=schemas.SessionInfo, responses=_problems(401, 422))
+@router.get("/ui/session", response_model=schemas.SessionInfo, responses=problems(401, 422))
 def current_session(principal: Session) -> schemas.SessionInfo:
     """The signed-in token's name and scope, and the session's CSRF token."""
     if principal.csrf_token is None:
@@ -118,7 +118,7 @@ def current_session(principal: Session) -> schemas.SessionInfo:
     )
 
 
-@router.delete("/ui/session", status_code=204, responses=_problems(401, 403, 422))
+@router.delete("/ui/session", status_code=204, responses=problems(401, 403, 422))
 def sign_out(response: Response, _: Session) -> Response:
     """End the web UI session (needs the X-CSRF-Token header)."""
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
