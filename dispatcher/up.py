@@ -211,13 +211,10 @@ def _database(env: dict[str, str], echo: Callable[[str], None]) -> str | None:
     engine = get_engine()
     upgrade(engine)
     echo(f"database {redact(str(engine.url))} migrated")
-    try:
-        from config_store.access import AccessRepository
-    except ImportError:  # pragma: no cover - the API package is part of the product
-        return None
+    from config_store.access import AccessStore
+
     name = f"up-admin-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
-    created = AccessRepository(engine).create_token(name, "admin")
-    return str(getattr(created, "token", created))
+    return AccessStore(engine).create_token(name, "admin").secret
 
 
 def _start_children(
