@@ -60,6 +60,10 @@ def parse_mailbox(value: str, *, allow_display_name: bool = False) -> Mailbox:
         )
     except EmailNotValidError as exc:
         raise AddressProblem(_explain(str(exc), allow_display_name)) from None
+    if len(checked.local_part) > 64:
+        raise AddressProblem(
+            "has more than 64 characters before the @ (RFC 5321); use a shorter address"
+        )
     name = checked.display_name or None
     if name is not None and len(name) > MAX_DISPLAY_NAME_LENGTH:
         raise AddressProblem(f"display name is longer than {MAX_DISPLAY_NAME_LENGTH} characters")

@@ -258,12 +258,13 @@ class Dispatcher:
         while True:
             try:
                 self.records.finish(results, self.clock())
-                return
             except StoreUnavailable:
                 if time.monotonic() + delay > deadline:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 4.0)
+            else:
+                return
 
     def _attempt(
         self, item: Claimed, event: Event | None, settings: GroupSettings | None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, nodes, pass_context
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes, pass_context
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.filters import FILTERS as DEFAULT_FILTERS
 from jinja2.runtime import Context, markup_join
@@ -238,6 +238,29 @@ class _GuardInserter(NodeTransformer):
         )
 
 
+_PRINTABLE = (str, int, float, bool, type(None))
+
+
+def _printable(value: Any) -> Any:
+    """Refuse to print anything but plain values: no functions, types or objects.
+
+    Printing a method shows its repr ("<built-in method ... at 0x...>"), which
+    is Python internals in an e-mail; a template must call it or leave it.
+    """
+    if isinstance(value, (*_PRINTABLE, Undefined)):
+        return value
+    if isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _printable(item)
+        return value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _printable(key)
+            _printable(item)
+        return value
+    raise SecurityError(f"cannot print a {type(value).__name__}; print a text or number instead")
+
+
 class BoundedEnvironment(ImmutableSandboxedEnvironment):
     """Immutable sandbox with strict undefined names and bounded work."""
 
@@ -250,6 +273,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             keep_trailing_newline=False,
             trim_blocks=True,
             lstrip_blocks=True,
+            finalize=_printable,
         )
         self.filters = {
             name: _bounded_filter(name, DEFAULT_FILTERS[name]) for name in ALLOWED_FILTERS
