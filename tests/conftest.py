@@ -46,7 +46,7 @@ def service_missing(name: str, reason: str) -> None:
 @pytest.fixture(scope="session")
 def postgres_schema_url() -> Iterator[str]:
     """A fresh schema in the PostgreSQL test database for this test session."""
-    admin = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+    admin = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3}, pool_pre_ping=True)
     schema = f"t_{uuid.uuid4().hex[:12]}"
     try:
         with admin.begin() as connection:
@@ -136,7 +136,7 @@ def fresh_database(kind: str, directory: Path) -> tuple[str, object]:
         engine.dispose()
         return url, lambda: None
     schema = f"p_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+    admin = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3}, pool_pre_ping=True)
     try:
         with admin.begin() as connection:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
