@@ -351,13 +351,13 @@ def publish_command(file: str) -> None:
     FILE holds one JSON object, a JSON array or NDJSON. Nothing is enqueued
     unless every event is valid.
     """
-    from dispatcher.publish import _send, validate_all
+    from dispatcher.publisher import enqueue, validate_all
 
     text, name = _read_input(file)
     events, labels = _parse_events_text(text, name)
     parsed = validate_all(events, labels)
     for event in parsed:
-        _send(event)
+        enqueue(event)
     click.echo(f"published {len(parsed)} event{'s' if len(parsed) != 1 else ''}")
     for event in parsed:
         click.echo(f"  {event.event_id}  {event.type}  {event.customer_group}")
@@ -510,7 +510,7 @@ def dead_letters_list(as_json: bool) -> None:
 def dead_letters_replay(ids: tuple[str, ...], replay_all: bool) -> None:
     """Send dead deliveries again (ID), or re-plan failed events (event:EVENT_ID)."""
     from dispatcher.events import parse_event
-    from dispatcher.publish import _send
+    from dispatcher.publisher import enqueue
     from dispatcher.tasks import schedule, service
 
     if bool(ids) == replay_all:
@@ -533,7 +533,7 @@ def dead_letters_replay(ids: tuple[str, ...], replay_all: bool) -> None:
     schedule(follow_ups)
     payloads = dispatcher.failed_event_payloads(None if replay_all else event_ids)
     for payload in payloads:
-        _send(parse_event(dict(payload)))
+        enqueue(parse_event(dict(payload)))
     if event_ids and len(payloads) < len(event_ids):
         found = {p["event_id"] for p in payloads}
         for missing in (e for e in event_ids if e not in found):

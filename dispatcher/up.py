@@ -271,7 +271,7 @@ def _demo(env: dict[str, str], data_dir: Path, echo: Callable[[str], None]) -> N
     from config_store.repository import SettingsRepository
     from dispatcher.errors import GroupExists
     from dispatcher.kinds import EventType
-    from dispatcher.publish import publish
+    from dispatcher.publisher import publish
     from dispatcher.samples import sample_event
 
     repository = SettingsRepository(get_engine())

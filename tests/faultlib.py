@@ -29,7 +29,7 @@ from config_store.repository import SettingsRepository
 from dispatcher.celery_app import use_broker
 from dispatcher.errors import BrokerUnavailable
 from dispatcher.kinds import EventType
-from dispatcher.publish import publish
+from dispatcher.publisher import publish
 from dispatcher.samples import sample_event
 from tests.conftest import fresh_database
 from tests.documents import addresses_only

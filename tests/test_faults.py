@@ -26,7 +26,7 @@ import pytest
 
 from config_store.records import DeliveryFilter
 from dispatcher.kinds import EventType
-from dispatcher.publish import publish
+from dispatcher.publisher import publish
 from dispatcher.samples import sample_event
 from tests.conftest import require_redis
 from tests.faultlib import FaultStack, Outcome, fault_stack, pool_children

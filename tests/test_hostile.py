@@ -250,7 +250,7 @@ def test_the_worker_stays_healthy_under_hostile_queue_messages(stack: Any) -> No
 
     from dispatcher import publish
     from dispatcher.celery_app import app
-    from dispatcher.publish import TASK_NAME
+    from dispatcher.publisher import TASK_NAME
     from tests.stack import raw_push
 
     before = len(stack.records.rejected(limit=10_000))

@@ -299,7 +299,7 @@ def test_unknown_group_is_recorded_as_failed_and_replayable(stack: Stack) -> Non
 
 def test_malformed_messages_are_recorded_and_the_worker_keeps_working(stack: Stack) -> None:
     from dispatcher.celery_app import app
-    from dispatcher.publish import TASK_NAME
+    from dispatcher.publisher import TASK_NAME
     from tests.stack import raw_push
 
     before = len(stack.records.rejected(limit=1000))
@@ -333,7 +333,7 @@ def test_malformed_messages_are_recorded_and_the_worker_keeps_working(stack: Sta
 
 
 def test_a_test_send_travels_the_real_path_and_is_marked(stack: Stack) -> None:
-    from dispatcher.publish import publish_test_send
+    from dispatcher.publisher import publish_test_send
 
     document = full()
     document["notify_old_main_contact"]["send_email"] = False  # ignored by a test send

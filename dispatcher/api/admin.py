@@ -150,14 +150,14 @@ class CeleryPipeline:
         self.config = config
 
     def enqueue_event(self, event: Event) -> None:
-        from dispatcher.publish import _send
+        from dispatcher.publisher import enqueue
 
-        _send(event)
+        enqueue(event)
 
     def enqueue_test_send(
         self, group: str, kind: str, address: str, locale: str | None, actor: str
     ) -> str:
-        from dispatcher.publish import publish_test_send
+        from dispatcher.publisher import publish_test_send
 
         return publish_test_send(group, kind, address, locale, actor)
 
@@ -532,7 +532,7 @@ class Admin:
 
 
 def _validate_all(events: list[object]) -> list[Event]:
-    from dispatcher.publish import validate_all
+    from dispatcher.publisher import validate_all
 
     return validate_all(events)
 

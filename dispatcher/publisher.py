@@ -20,7 +20,8 @@ def _payload(event: Event) -> dict[str, Any]:
     return event.model_dump(mode="json", exclude_none=True)
 
 
-def _send(event: Event) -> None:
+def enqueue(event: Event) -> None:
+    """Put one validated event on its lane's queue; raise ``BrokerUnavailable``."""
     from kombu.exceptions import OperationalError
 
     from dispatcher.celery_app import app
@@ -89,7 +90,7 @@ def publish_test_send(group: str, kind: str, address: str, locale: str | None, a
 def publish(event: Mapping[str, Any]) -> str:
     """Validate one event and enqueue it; return its ``event_id``."""
     parsed = parse_event(dict(event) if isinstance(event, Mapping) else event)
-    _send(parsed)
+    enqueue(parsed)
     return parsed.event_id
 
 
@@ -115,5 +116,5 @@ def publish_many(events: Iterable[object]) -> list[str]:
     """Validate all events first; enqueue them only if every one is valid."""
     parsed = validate_all(events)
     for event in parsed:
-        _send(event)
+        enqueue(event)
     return [event.event_id for event in parsed]
