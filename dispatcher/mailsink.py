@@ -63,9 +63,17 @@ def read_index(directory: Path) -> list[dict[str, Any]]:
     if not index.exists():
         return []
     entries = []
-    for line in index.read_text("utf-8").splitlines():
-        if line.strip():
-            entries.append(json.loads(line))
+    for line in index.read_text("utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        # A line the sink is appending while we read may still be incomplete;
+        # it is skipped now and read complete the next time.
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
     return entries
 
 

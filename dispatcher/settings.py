@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,6 +48,15 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     # Port of a worker's own /metrics endpoint (all its processes); 0 turns it off.
     worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
+    # The local mail sink's directory, which the web UI shows as a mailbox;
+    # `dispatcher up` sets it when it runs the sink. Unset: no mailbox.
+    mailsink_dir: Path | None = None
+
+    @field_validator("mailsink_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # An empty variable would otherwise name the working directory.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def sending_lease_seconds(self) -> float:

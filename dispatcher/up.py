@@ -146,6 +146,7 @@ def run(*, demo: bool, data_dir: Path, host: str, port: int, echo: Callable[[str
             echo("                   shown once; sign in with it, keep it safe")
         if embedded.sink is not None:
             echo(f"  mail sink        {data_dir / 'mail'}  (every e-mail as an .eml file)")
+            echo(f"  mailbox          {url}#/mailbox  (the same e-mails in the web UI)")
         echo(f"  logs             {data_dir / 'logs'}")
         echo("  stop             Ctrl-C")
         echo("")

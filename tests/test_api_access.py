@@ -36,6 +36,8 @@ PROTECTED = [
     ("GET", "/v1/dead-letters", "read"),
     ("POST", "/v1/dead-letters/replay", "admin"),
     ("GET", "/v1/audit", "read"),
+    ("GET", "/v1/mailbox", "read"),
+    ("GET", "/v1/mailbox/MESSAGE.eml", "read"),
     ("GET", "/ui/session", None),
     ("DELETE", "/ui/session", None),
 ]
@@ -43,7 +45,10 @@ PROTECTED = [
 
 def test_every_protected_route_is_listed() -> None:
     routes = {(method, route.path) for route in api_routes() for method in route.methods}
-    listed = {(method, path.replace("RETAIL", "{code}")) for method, path, _ in PROTECTED}
+    listed = {
+        (method, path.replace("RETAIL", "{code}").replace("MESSAGE.eml", "{file}"))
+        for method, path, _ in PROTECTED
+    }
     open_routes = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/"), ("POST", "/ui/session")}
     assert routes == listed | open_routes
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dispatcher.mailsink import SinkHandler
 from tests.api_server import SERVER_SECRET, ApiServer, dispatcher, prepare_site
 from tests.conftest import service_missing
 from tests.documents import full
@@ -65,6 +67,14 @@ HELP_PAGE_LABELS = [
     "Passwort zurücksetzen (Inhalt)",
 ]
 TIMEOUT_MS = 15_000
+# A message in the mail sink whose parts try to run code in the web UI.
+HOSTILE_SUBJECT = 'Ihr Zugang <img src=x onerror="document.title=1">'
+HOSTILE_HTML = (
+    "<p>Hallo <b>Anna</b>, hier ist Ihr Link.</p>"
+    "<script>parent.postMessage('script ran', '*')</script>"
+    "<img src=\"x\" onerror=\"parent.postMessage('handler ran', '*')\">"
+    '<form action="https://example.com/"><button>go</button></form>'
+)
 
 
 def announce(request: pytest.FixtureRequest, message: str) -> None:
@@ -89,13 +99,31 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiServer, 
     env = {
         "DISPATCHER_DATABASE_URL": f"sqlite:///{directory / 'ui.db'}",
         "DISPATCHER_API_SECRET": SERVER_SECRET,
+        # What `dispatcher up` sets when it runs the local mail sink.
+        "DISPATCHER_MAILSINK_DIR": str(directory / "mail"),
     }
+    fill_mail_sink(directory / "mail")
     tokens = prepare_site(directory, env)
     server = ApiServer(directory, env).start()
     try:
         yield server, tokens
     finally:
         server.stop()
+
+
+def fill_mail_sink(directory: Path) -> None:
+    """Two messages, as the sink stores them: a plain one, then a hostile one."""
+    sink = SinkHandler(directory)
+    for subject, html in (("Willkommen im Portal", None), (HOSTILE_SUBJECT, HOSTILE_HTML)):
+        mail = EmailMessage()
+        mail["From"] = "Kundenportal <portal@example.com>"
+        mail["To"] = "Anna Schmidt <anna@example.com>"
+        mail["Subject"] = subject
+        mail["Message-ID"] = f"<{len(subject)}@example.com>"
+        mail.set_content("Hallo Anna,\nhier ist Ihr Link.")
+        if html is not None:
+            mail.add_alternative(html, subtype="html")
+        sink.store("portal@example.com", ["anna@example.com"], bytes(mail))
 
 
 @pytest.fixture
@@ -204,6 +232,10 @@ def test_an_administrator_edits_previews_saves_and_sees_errors(
 
     # Bad fields: each error next to its field, and nothing saved.
     page.click('[data-tab="emails"]')
+    # The history's rows carry the same data-path as the form's fields; wait
+    # until the form has replaced them.
+    expect(page.locator("#history")).to_have_count(0)
+    expect(page.locator("#portal-emails")).to_be_visible()
     page.locator('[data-path="internal_addresses.send_from"]').fill("kein-absender")
     page.locator('[data-path="forgotten_username.subject"]').fill("Hallo {{ nicht_da }}")
     page.click("#save")
@@ -298,3 +330,45 @@ def test_a_revoked_token_ends_the_session_in_the_browser(
     expect(page.locator("#signin-error")).to_have_text(
         "Die Sitzung ist abgelaufen. Bitte melden Sie sich erneut an."
     )
+
+
+def test_the_mailbox_shows_the_sink_and_runs_nothing_from_a_message(
+    page: Any, site: tuple[ApiServer, dict[str, str]]
+) -> None:
+    from playwright.sync_api import expect
+
+    server, tokens = site
+    sign_in(page, server, tokens["read"])
+    page.click('[data-lang="de"]')
+    page.evaluate(
+        "window.__frameMessages = [];"
+        "addEventListener('message', (event) => window.__frameMessages.push(event.data))"
+    )
+    page.click("#nav-mailbox")
+    rows = page.locator("#mailbox tbody tr")
+    expect(rows).to_have_count(2)
+    # Newest first; the hostile subject is text, never markup.
+    expect(rows.first.locator("a")).to_have_text(HOSTILE_SUBJECT)
+    expect(rows.nth(1)).to_contain_text("Willkommen im Portal")
+    expect(page.locator("#mailbox img")).to_have_count(0)
+
+    rows.first.locator("a").click()
+    expect(page.locator("#mail-subject")).to_have_text(HOSTILE_SUBJECT)
+    expect(page.locator("#mail-headers")).to_contain_text("Anna Schmidt <anna@example.com>")
+    expect(page.locator("#mail-text")).to_contain_text("hier ist Ihr Link.")
+    frame = page.locator("#mail-html")
+    expect(frame).to_have_attribute("sandbox", "")
+    expect(page.frame_locator("#mail-html").locator("body")).to_contain_text(
+        "Hallo Anna, hier ist Ihr Link."
+    )
+    page.evaluate("new Promise((done) => setTimeout(done, 300))")
+    assert page.evaluate("window.__frameMessages") == []
+    assert page.title() == "Portal-E-Mails"
+    assert page.locator("#app img").count() == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "mailbox-message.png"), full_page=True)
+
+    page.click("text=← Zurück zum Postfach")
+    expect(rows).to_have_count(2)
+    rows.nth(1).locator("a").click()
+    expect(page.locator("#mail-html-part")).to_contain_text("keine solche Fassung")

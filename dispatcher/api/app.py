@@ -34,22 +34,25 @@ from dispatcher.errors import (
     VersionConflict,
 )
 from dispatcher.events import Event as AnyEvent
+from dispatcher.mailbox import NoMailbox, UnknownMessage
 from dispatcher.settings import Settings, get_settings
 
 DESCRIPTION = """\
 Admin API of the portal e-mail dispatcher: customer groups, their versioned
-"Portal e-mails" settings, previews, test sends, events, deliveries and dead
-letters. Every endpoint except /healthz and /readyz needs a bearer token
-(`dispatcher tokens create --scope publish|read|admin --name NAME`):
-`publish` may only POST /v1/events, `read` may read everything, `admin` may
-also change things. Validation errors answer 422 with every problem and its
-field path; nothing is saved or enqueued then.
+"Portal e-mails" settings, previews, test sends, events, deliveries, dead
+letters and the local mail sink's mailbox. Every endpoint except /healthz and
+/readyz needs a bearer token (`dispatcher tokens create --scope
+publish|read|admin --name NAME`): `publish` may only POST /v1/events, `read`
+may read everything, `admin` may also change things. Validation errors answer
+422 with every problem and its field path; nothing is saved or enqueued then.
 """
 
 _STATUS: tuple[tuple[type[DispatcherError], int], ...] = (
     (UnknownGroup, 404),
     (NoSettings, 404),
     (UnknownVersion, 404),
+    (NoMailbox, 404),
+    (UnknownMessage, 404),
     (GroupExists, 409),
     (VersionConflict, 409),
     (BrokerUnavailable, 503),

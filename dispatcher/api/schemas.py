@@ -292,6 +292,54 @@ class AuditEntry(BaseModel):
     diff: JsonValue
 
 
+# Mailbox (the local mail sink) ---------------------------------------------------
+
+
+class MailSummary(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    file: str = Field(description="The message's file name; GET /v1/mailbox/{file} shows it.")
+    received_at: Timestamp | None
+    mail_from: str = Field(description="The envelope sender (MAIL FROM).")
+    rcpt_tos: list[str] = Field(description="The envelope recipients (RCPT TO).")
+    message_id: str | None
+    subject: str
+    sender: str = Field(alias="from", description="The From header.")
+    to: str = Field(description="The To header.")
+
+
+class MailboxPage(BaseModel):
+    items: list[MailSummary]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page; null on the last.")
+
+
+class MailHeaders(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    sender: str | None = Field(alias="from")
+    to: str | None
+    cc: str | None
+    subject: str | None
+    date: str | None
+    message_id: str | None
+
+
+class MailMessage(BaseModel):
+    file: str
+    received_at: Timestamp | None
+    mail_from: str
+    rcpt_tos: list[str]
+    headers: MailHeaders
+    text: str | None = Field(description="The text/plain part; null if there is none.")
+    html: str | None = Field(
+        description="The text/html part as the message carries it; null if there is none. "
+        "Untrusted: show it only in a sandboxed frame."
+    )
+
+
 # Web UI session -----------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@
       "nav.groups": "Kundengruppen",
       "nav.deliveries": "Zustellungen",
       "nav.dead": "Unzustellbare",
+      "nav.mailbox": "Postfach",
       signout: "Abmelden",
       "signin.title": "Anmelden",
       "signin.intro":
@@ -122,6 +123,27 @@
       "dead.replayed": "{d} Zustellungen und {e} Ereignisse erneut eingereiht.",
       "dead.reason": "Grund",
       "dead.type": "Typ",
+      "mailbox.title": "Postfach",
+      "mailbox.intro":
+        "Jede E-Mail, die der lokale Mail-Sink angenommen hat, ist als .eml-Datei gespeichert; hier sehen Sie sie so, wie sie ankam.",
+      "mailbox.empty": "Noch keine E-Mails angekommen.",
+      "mailbox.time": "Empfangen",
+      "mailbox.from": "Von",
+      "mailbox.to": "An",
+      "mailbox.subject": "Betreff",
+      "mailbox.nosubject": "(ohne Betreff)",
+      "mailbox.newer": "← Neuere",
+      "mailbox.older": "Ältere →",
+      "mailbox.back": "← Zurück zum Postfach",
+      "mailbox.cc": "Kopie",
+      "mailbox.date": "Datum",
+      "mailbox.messageid": "Message-ID",
+      "mailbox.envelope": "Umschlag",
+      "mailbox.file": "Datei",
+      "mailbox.html": "HTML-Fassung",
+      "mailbox.html.note": "Abgeschirmt angezeigt: Skripte, Formulare und externe Inhalte der E-Mail bleiben aus.",
+      "mailbox.text": "Textfassung",
+      "mailbox.nopart": "Diese E-Mail hat keine solche Fassung.",
       yes: "ja",
       no: "nein",
       absent: "—",
@@ -130,6 +152,7 @@
       "nav.groups": "Customer groups",
       "nav.deliveries": "Deliveries",
       "nav.dead": "Dead letters",
+      "nav.mailbox": "Mailbox",
       signout: "Sign out",
       "signin.title": "Sign in",
       "signin.intro": "Sign in with an API token (scope read or admin). Create one with:",
@@ -234,6 +257,27 @@
       "dead.replayed": "Queued {d} deliveries and {e} events again.",
       "dead.reason": "Reason",
       "dead.type": "Type",
+      "mailbox.title": "Mailbox",
+      "mailbox.intro":
+        "Every e-mail the local mail sink accepted is kept as an .eml file; here you see it as it arrived.",
+      "mailbox.empty": "No e-mails have arrived yet.",
+      "mailbox.time": "Received",
+      "mailbox.from": "From",
+      "mailbox.to": "To",
+      "mailbox.subject": "Subject",
+      "mailbox.nosubject": "(no subject)",
+      "mailbox.newer": "← Newer",
+      "mailbox.older": "Older →",
+      "mailbox.back": "← Back to the mailbox",
+      "mailbox.cc": "Cc",
+      "mailbox.date": "Date",
+      "mailbox.messageid": "Message-ID",
+      "mailbox.envelope": "Envelope",
+      "mailbox.file": "File",
+      "mailbox.html": "HTML version",
+      "mailbox.html.note": "Shown sandboxed: the e-mail's scripts, forms and external content stay off.",
+      "mailbox.text": "Plain text",
+      "mailbox.nopart": "This e-mail has no such version.",
       yes: "yes",
       no: "no",
       absent: "—",
@@ -243,6 +287,8 @@
   const state = {
     lang: localStorage.getItem("dispatcher.lang") === "en" ? "en" : "de",
     session: null,
+    // Whether this server has a local mail sink to show (null: not asked yet).
+    mailbox: null,
     editor: null,
     ticket: 0,
   };
@@ -377,6 +423,7 @@
     }
     const signedIn = state.session !== null;
     document.getElementById("nav").hidden = !signedIn;
+    document.getElementById("nav-mailbox").hidden = !signedIn || state.mailbox !== true;
     document.getElementById("who").hidden = !signedIn;
     if (signedIn) {
       document.getElementById("who-name").textContent =
@@ -428,12 +475,14 @@
       input.value = "";
       updateFrame();
       route();
+      probeMailbox();
     }
   }
 
   async function signOut() {
     await call("DELETE", "/ui/session", undefined, { signIn: true });
     state.session = null;
+    state.mailbox = null;
     state.editor = null;
     history.replaceState(null, "", "#/groups");
     showSignIn();
@@ -458,6 +507,10 @@
       deliveriesPage(params);
     } else if (parts[0] === "dead-letters") {
       deadLettersPage();
+    } else if (parts[0] === "mailbox" && parts[1]) {
+      mailMessagePage(parts[1]);
+    } else if (parts[0] === "mailbox") {
+      mailboxPage(params);
     } else {
       groupsPage();
     }
@@ -1540,6 +1593,103 @@
     }
   }
 
+  // Mailbox (the local mail sink) ----------------------------------------------
+
+  // The menu shows the mailbox only where the server keeps one (dispatcher up).
+  async function probeMailbox() {
+    const result = await call("GET", "/v1/mailbox?limit=1");
+    if (state.session === null) return;
+    state.mailbox = result.ok;
+    updateFrame();
+  }
+
+  async function mailboxPage(params) {
+    const mine = ticket();
+    const offset = Math.max(0, Number(params.get("offset") || 0) || 0);
+    const result = await call("GET", `/v1/mailbox?limit=${PAGE_SIZE}&offset=${offset}`);
+    if (mine !== state.ticket) return;
+    const title = h("h1", { text: t("mailbox.title") });
+    if (!result.ok) {
+      mount(title, errorBox(result));
+      return;
+    }
+    const page = result.data;
+    const rows = page.items.map((m) =>
+      h(
+        "tr",
+        { "data-mail": m.file },
+        h("td", { text: when(m.received_at) }),
+        h("td", { text: m.from || m.mail_from }),
+        h("td", { text: m.to || m.rcpt_tos.join(", ") }),
+        h("td", {}, h("a", { href: `#/mailbox/${enc(m.file)}`, text: m.subject || t("mailbox.nosubject") })),
+      ),
+    );
+    mount(
+      title,
+      h("p", { class: "muted", text: t("mailbox.intro") }),
+      rows.length
+        ? h(
+            "table",
+            { class: "list", id: "mailbox" },
+            h("thead", {}, h("tr", {}, ["mailbox.time", "mailbox.from", "mailbox.to", "mailbox.subject"].map((key) => h("th", { text: t(key) })))),
+            h("tbody", {}, rows),
+          )
+        : h("p", { class: "muted", text: t("mailbox.empty") }),
+      h(
+        "nav",
+        { class: "pager" },
+        offset > 0 ? h("a", { href: `#/mailbox?offset=${Math.max(0, offset - PAGE_SIZE)}`, text: t("mailbox.newer") }) : null,
+        page.next_offset !== null ? h("a", { href: `#/mailbox?offset=${page.next_offset}`, text: t("mailbox.older") }) : null,
+      ),
+    );
+  }
+
+  async function mailMessagePage(file) {
+    const mine = ticket();
+    const result = await call("GET", `/v1/mailbox/${enc(file)}`);
+    if (mine !== state.ticket) return;
+    const back = h("p", {}, h("a", { href: "#/mailbox", text: t("mailbox.back") }));
+    if (!result.ok) {
+      mount(back, errorBox(result));
+      return;
+    }
+    const m = result.data;
+    const line = (key, value) => (value ? [h("dt", { text: t(key) }), h("dd", { text: value })] : null);
+    // The message's HTML is untrusted: it goes only into a frame whose empty
+    // sandbox gives it a unique origin and allows no scripts, forms, popups
+    // or navigation of this page; the page's CSP also applies inside it.
+    const frame = h("iframe", { class: "mail-html", id: "mail-html", sandbox: "", referrerpolicy: "no-referrer", title: t("mailbox.html") });
+    if (m.html !== null) frame.srcdoc = m.html;
+    mount(
+      back,
+      h("h1", { id: "mail-subject", text: m.headers.subject || t("mailbox.nosubject") }),
+      h(
+        "dl",
+        { class: "mail-headers card", id: "mail-headers" },
+        line("mailbox.from", m.headers.from),
+        line("mailbox.to", m.headers.to),
+        line("mailbox.cc", m.headers.cc),
+        line("mailbox.date", m.headers.date),
+        line("mailbox.messageid", m.headers.message_id),
+        line("mailbox.envelope", `${m.mail_from || "<>"} → ${m.rcpt_tos.join(", ")}`),
+        line("mailbox.time", when(m.received_at)),
+        line("mailbox.file", m.file),
+      ),
+      h(
+        "section",
+        { class: "card", id: "mail-html-part" },
+        h("h2", { text: t("mailbox.html") }),
+        m.html !== null ? [h("p", { class: "muted", text: t("mailbox.html.note") }), frame] : h("p", { class: "muted", text: t("mailbox.nopart") }),
+      ),
+      h(
+        "section",
+        { class: "card", id: "mail-text-part" },
+        h("h2", { text: t("mailbox.text") }),
+        m.text !== null ? h("pre", { class: "preview-text", id: "mail-text", text: m.text }) : h("p", { class: "muted", text: t("mailbox.nopart") }),
+      ),
+    );
+  }
+
   // Start --------------------------------------------------------------------
 
   for (const button of document.querySelectorAll("[data-lang]")) {
@@ -1556,5 +1706,6 @@
     const result = await call("GET", "/ui/session", undefined, { signIn: true });
     state.session = result.ok ? result.data : null;
     route();
+    if (state.session !== null) probeMailbox();
   })();
 })();
