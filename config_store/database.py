@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -114,6 +114,27 @@ _FACTORIES: dict[int, sessionmaker[Session]] = {}
 
 
 @contextmanager
+def _unavailable_as_store_errors(engine: Engine) -> Iterator[None]:
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise StoreUnavailable(
+            f"the database {redact(str(engine.url))} is unavailable: {first_line(exc)}"
+        ) from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StoreUnavailable(f"the database connection was lost: {first_line(exc)}") from exc
+        raise
+
+
+@contextmanager
+def connection_scope(engine: Engine) -> Iterator[Connection]:
+    """One short Core transaction, for the hot path; errors as in ``session_scope``."""
+    with _unavailable_as_store_errors(engine), engine.begin() as connection:
+        yield connection
+
+
+@contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One short transaction: commit on success, roll back on any error.
 
@@ -123,17 +144,8 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     factory = _FACTORIES.get(id(engine))
     if factory is None:
         factory = _FACTORIES[id(engine)] = sessionmaker(engine, expire_on_commit=False)
-    try:
-        with factory() as session, session.begin():
-            yield session
-    except (OperationalError, InterfaceError) as exc:
-        raise StoreUnavailable(
-            f"the database {redact(str(engine.url))} is unavailable: {first_line(exc)}"
-        ) from exc
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise StoreUnavailable(f"the database connection was lost: {first_line(exc)}") from exc
-        raise
+    with _unavailable_as_store_errors(engine), factory() as session, session.begin():
+        yield session
 
 
 def _alembic_config(engine: Engine | None) -> Any:

@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from config_store.database import session_scope
+from config_store.database import connection_scope, session_scope
 from config_store.models import Delivery, EventRecord, RejectedMessage
 
 # Delivery statuses.
@@ -109,6 +109,15 @@ class Claimed:
 
 
 @dataclass(frozen=True)
+class Accepted:
+    """What recording an event did: all its deliveries, and those claimed for sending."""
+
+    deliveries: tuple[DeliveryView, ...]
+    claimed: tuple[Claimed, ...]
+    new: bool
+
+
+@dataclass(frozen=True)
 class AttemptResult:
     """What one attempt did; applied to the record in one batch."""
 
@@ -135,6 +144,11 @@ class DeliveryFilter:
 
 
 def _view(row: Delivery) -> DeliveryView:
+    return _row_view(row)
+
+
+def _row_view(row: Any) -> DeliveryView:
+    """A delivery from a Core result row (same fields as the ORM model)."""
     return DeliveryView(
         id=row.id,
         event_id=row.event_id,
@@ -150,13 +164,24 @@ def _view(row: Delivery) -> DeliveryView:
         last_code=row.last_code,
         last_text=row.last_text,
         message_id=row.message_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        next_attempt_at=row.next_attempt_at,
-        sent_at=row.sent_at,
-        uncertain=row.uncertain,
-        test=row.test,
+        created_at=_utc(row.created_at),
+        updated_at=_utc(row.updated_at),
+        next_attempt_at=_aware(row.next_attempt_at),
+        sent_at=_aware(row.sent_at),
+        uncertain=bool(row.uncertain),
+        test=bool(row.test),
     )
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; every time we store is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 def _event_view(row: EventRecord) -> EventView:
@@ -196,51 +221,86 @@ class DeliveryRecords:
         now: datetime,
         *,
         test: bool = False,
-    ) -> list[DeliveryView]:
-        """Record the event and its deliveries at once; return all its deliveries.
+    ) -> Accepted:
+        """Record the event and its deliveries in one transaction.
 
-        A republished or redelivered event changes nothing and returns the
-        deliveries recorded the first time. An event that failed before (for
-        example, its group was not set up yet) is planned anew.
+        The deliveries of a new event are claimed at once for the caller,
+        which is about to send them (``Accepted.claimed``); that saves a
+        second transaction on the path every e-mail takes. A republished or
+        redelivered event changes nothing and returns the deliveries recorded
+        the first time. An event that failed before (its group was not set up
+        yet, say) is planned anew.
         """
-        with session_scope(self.engine) as session:
-            event, inserted = self._upsert_event(session, payload, lane, ACCEPTED, None, now)
-            if not inserted and event.outcome == ACCEPTED:
-                return [_view(d) for d in event.deliveries]
-            if event.outcome == FAILED:
-                event.outcome, event.reason = ACCEPTED, None
-                event.payload = dict(payload)
-            if planned:
-                rows = [
+        events = cast(Table, EventRecord.__table__)
+        deliveries = cast(Table, Delivery.__table__)
+        with connection_scope(self.engine) as connection:
+            event_pk = connection.scalar(
+                self._insert(events)
+                .values(
+                    event_id=payload["event_id"],
+                    type=payload["type"],
+                    customer_group=payload["customer_group"],
+                    lane=lane,
+                    received_at=now,
+                    occurred_at=payload.get("occurred_at"),
+                    payload=dict(payload),
+                    outcome=ACCEPTED,
+                    reason=None,
+                )
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(events.c.id)
+            )
+            if event_pk is None:
+                existing = connection.execute(
+                    select(events.c.id, events.c.outcome)
+                    .where(events.c.event_id == payload["event_id"])
+                    .with_for_update()
+                ).one()
+                event_pk = existing.id
+                if existing.outcome == ACCEPTED:
+                    rows = connection.execute(
+                        select(deliveries)
+                        .where(deliveries.c.event_pk == event_pk)
+                        .order_by(deliveries.c.id)
+                    ).all()
+                    return Accepted(tuple(_row_view(r) for r in rows), (), new=False)
+                connection.execute(
+                    update(events)
+                    .where(events.c.id == event_pk)
+                    .values(outcome=ACCEPTED, reason=None, payload=dict(payload))
+                )
+            if not planned:
+                return Accepted((), (), new=True)
+            rows = connection.execute(
+                self._insert(deliveries)
+                .on_conflict_do_nothing(index_elements=["event_id", "kind", "recipient"])
+                .returning(*deliveries.c, sort_by_parameter_order=True),
+                [
                     {
-                        "event_pk": event.id,
-                        "event_id": event.event_id,
+                        "event_pk": event_pk,
+                        "event_id": payload["event_id"],
                         "kind": item.kind,
                         "recipient": item.recipient,
                         "recipient_name": item.recipient_name,
                         "recipient_locale": item.recipient_locale,
-                        "group_code": event.customer_group,
+                        "group_code": payload["customer_group"],
                         "lane": item.lane,
                         "settings_version": settings_version,
-                        "status": QUEUED,
-                        "attempts": 0,
+                        "status": SENDING,
+                        "attempts": 1,
                         "message_id": item.message_id,
                         "created_at": now,
                         "updated_at": now,
                         "next_attempt_at": now,
+                        "claimed_at": now,
                         "uncertain": False,
                         "test": test,
                     }
                     for item in planned
-                ]
-                session.execute(
-                    self._insert(Delivery)
-                    .values(rows)
-                    .on_conflict_do_nothing(index_elements=["event_id", "kind", "recipient"])
-                )
-            session.flush()
-            session.expire(event, ["deliveries"])
-            return [_view(d) for d in event.deliveries]
+                ],
+            ).all()
+            views = tuple(sorted((_row_view(r) for r in rows), key=lambda v: v.id))
+            return Accepted(views, tuple(Claimed(v, payload) for v in views), new=True)
 
     def record_failed(
         self, payload: Mapping[str, Any], lane: str, reason: str, now: datetime
@@ -365,24 +425,38 @@ class DeliveryRecords:
         """Apply the outcomes of attempts this worker claimed, in one transaction."""
         if not results:
             return
-        with session_scope(self.engine) as session:
-            for result in results:
-                session.execute(
-                    update(Delivery)
-                    .where(Delivery.id == result.delivery_id, Delivery.status == SENDING)
-                    .values(
-                        status=result.status,
-                        last_code=result.code,
-                        last_text=clip(result.text),
-                        next_attempt_at=result.next_attempt_at,
-                        sent_at=result.sent_at,
-                        claimed_at=None,
-                        updated_at=now,
-                        uncertain=Delivery.uncertain if not result.uncertain else True,
-                        attempts=Delivery.attempts if result.counts else Delivery.attempts - 1,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
+        deliveries = cast(Table, Delivery.__table__)
+        statement = (
+            update(deliveries)
+            .where(deliveries.c.id == bindparam("b_id"), deliveries.c.status == SENDING)
+            .values(
+                status=bindparam("b_status"),
+                last_code=bindparam("b_code"),
+                last_text=bindparam("b_text"),
+                next_attempt_at=bindparam("b_next"),
+                sent_at=bindparam("b_sent"),
+                claimed_at=None,
+                updated_at=now,
+                uncertain=or_(deliveries.c.uncertain, bindparam("b_uncertain")),
+                # A deferral (rate limit) was no attempt; the claim counted one.
+                attempts=deliveries.c.attempts - bindparam("b_undo"),
+            )
+        )
+        rows = [
+            {
+                "b_id": r.delivery_id,
+                "b_status": r.status,
+                "b_code": r.code,
+                "b_text": clip(r.text),
+                "b_next": r.next_attempt_at,
+                "b_sent": r.sent_at,
+                "b_uncertain": r.uncertain,
+                "b_undo": 0 if r.counts else 1,
+            }
+            for r in results
+        ]
+        with connection_scope(self.engine) as connection:
+            connection.execute(statement, rows)
 
     def due(
         self, now: datetime, grace: timedelta, lease: timedelta, hold: timedelta, limit: int = 500

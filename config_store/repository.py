@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -113,6 +114,7 @@ class SettingsRepository:
         self.engine = engine
         self._snapshots: dict[str, tuple[int, GroupSettings]] = {}
         self._versions: dict[tuple[str, int], GroupSettings] = {}
+        self._checked: dict[str, float] = {}
         self._lock = threading.Lock()
         require_schema(engine)
 
@@ -224,8 +226,18 @@ class SettingsRepository:
         document = validate_document(old, f"for group {code!r} (version {number})")
         return self._store(code, document, actor, None, number)
 
-    def snapshot(self, code: str) -> GroupSettings:
-        """The group's effective settings; cached per version, one small query."""
+    def snapshot(self, code: str, max_age: float = 0.0) -> GroupSettings:
+        """The group's effective settings; cached per version, one small query.
+
+        With ``max_age`` a snapshot checked that recently is returned without
+        asking the database at all: workers trade that many seconds of delay
+        in seeing a new version for no settings query per event.
+        """
+        if max_age > 0:
+            checked = self._checked.get(code)
+            cached = self._snapshots.get(code)
+            if checked is not None and cached and time.monotonic() - checked < max_age:
+                return cached[1]
         with session_scope(self.engine) as session:
             row = session.execute(
                 select(CustomerGroup.name, CustomerGroup.current_version_id).where(
@@ -238,6 +250,7 @@ class SettingsRepository:
             if version_id is None:
                 raise NoSettings(code)
             cached = self._snapshots.get(code)
+            self._checked[code] = time.monotonic()
             if cached and cached[0] == version_id and cached[1].group_name == name:
                 return cached[1]
             version = session.get(

@@ -8,6 +8,7 @@ systems do not offer, so they are refused with a clear message.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from email.headerregistry import Address
 
@@ -36,8 +37,13 @@ class AddressProblem(ValueError):
     """Raised with a message that says how to write the address instead."""
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_mailbox(value: str, *, allow_display_name: bool = False) -> Mailbox:
-    """Validate ``value`` and return it as a ``Mailbox``; raise ``AddressProblem``."""
+    """Validate ``value`` and return it as a ``Mailbox``; raise ``AddressProblem``.
+
+    Cached: the same addresses come back (senders always, recipients often),
+    and the result is immutable.
+    """
     if not value or not value.strip():
         raise AddressProblem("must not be empty; enter an address such as name@example.com")
     if value != value.strip():

@@ -7,13 +7,13 @@ indexed in ``<dir>/index.jsonl`` with envelope, Message-ID and subject.
 
 from __future__ import annotations
 
-import email
 import email.policy
 import itertools
 import json
 import os
 import threading
 import time
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,9 @@ class SinkHandler:
         return "250 2.0.0 OK: stored"
 
     def store(self, mail_from: str, rcpt_tos: list[str], content: bytes) -> Path:
-        parsed = email.message_from_bytes(content, policy=email.policy.default)
+        # Only the headers are needed for the index; parsing the whole message
+        # would cost more than receiving it.
+        parsed = BytesHeaderParser(policy=email.policy.default).parsebytes(content)
         with self._lock:
             number = next(self._counter)
             name = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{number:06d}.eml"

@@ -26,6 +26,7 @@ from config_store.records import (
     SUPPRESSED,
     UNKNOWN,
     WAITING,
+    Accepted,
     AttemptResult,
     Claimed,
     DeliveryRecords,
@@ -138,7 +139,9 @@ class Dispatcher:
         payload = event.model_dump(mode="json", exclude_none=True)
         lane = lane_for_event(event.type).value
         try:
-            settings = self.settings_repository.snapshot(event.customer_group)
+            settings = self.settings_repository.snapshot(
+                event.customer_group, max_age=self.config.settings_cache_seconds
+            )
         except (UnknownGroup, NoSettings) as exc:
             view = self.records.record_failed(payload, lane, str(exc), now)
             if view.outcome == "accepted":  # A redelivered copy of an accepted event.
@@ -168,13 +171,23 @@ class Dispatcher:
             )
             for item in plan(event, settings)
         ]
-        deliveries = self.records.record_accepted(
-            payload, lane, planned, settings.version or 0, now
-        )
-        due = [d.id for d in deliveries if d.status in WAITING]
-        follow_ups = self.send(due, event=event, settings=settings, published_at=published_at)
-        status = "accepted" if due or not deliveries else "duplicate"
-        return EventOutcome(event.event_id, status, None, tuple(deliveries), tuple(follow_ups))
+        accepted = self.records.record_accepted(payload, lane, planned, settings.version or 0, now)
+        follow_ups = self._deliver(accepted, event, settings, published_at)
+        status = "accepted" if accepted.new else "duplicate"
+        return EventOutcome(event.event_id, status, None, accepted.deliveries, tuple(follow_ups))
+
+    def _deliver(
+        self,
+        accepted: Accepted,
+        event: Event,
+        settings: GroupSettings,
+        published_at: float | None = None,
+    ) -> list[FollowUp]:
+        """Send what recording claimed; for a redelivered event, whatever is still due."""
+        if accepted.new:
+            return self._attempt_all(accepted.claimed, event, settings, published_at)
+        due = [d.id for d in accepted.deliveries if d.status in WAITING]
+        return self.send(due, event=event, settings=settings, published_at=published_at)
 
     def handle_test_send(self, request: Mapping[str, Any]) -> EventOutcome:
         """Send one kind of e-mail with sample data to a given address, marked as a test.
@@ -214,13 +227,13 @@ class Dispatcher:
             )
         ]
         payload = event.model_dump(mode="json", exclude_none=True)
-        deliveries = self.records.record_accepted(
+        accepted = self.records.record_accepted(
             payload, kind.lane.value, planned, settings.version or 0, now, test=True
         )
-        follow_ups = self.send(
-            [d.id for d in deliveries if d.status in WAITING], event=event, settings=settings
+        follow_ups = self._deliver(accepted, event, settings)
+        return EventOutcome(
+            event.event_id, "accepted", None, accepted.deliveries, tuple(follow_ups)
         )
-        return EventOutcome(event.event_id, "accepted", None, tuple(deliveries), tuple(follow_ups))
 
     # Deliveries -------------------------------------------------------------
 
@@ -235,6 +248,15 @@ class Dispatcher:
         """Claim, render and send the due deliveries among ``delivery_ids``."""
         lease = timedelta(seconds=self.config.sending_lease_seconds)
         claimed = self.records.claim(delivery_ids, self.clock(), lease, CLAIM_SLACK)
+        return self._attempt_all(claimed, event, settings, published_at)
+
+    def _attempt_all(
+        self,
+        claimed: Iterable[Claimed],
+        event: Event | None,
+        settings: GroupSettings | None,
+        published_at: float | None,
+    ) -> list[FollowUp]:
         results: list[AttemptResult] = []
         follow_ups: list[FollowUp] = []
         for item in claimed:

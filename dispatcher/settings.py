@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # Redis redelivers a message a worker took but did not acknowledge after
     # this long; every retry countdown and task time limit stays below it.
     visibility_timeout_seconds: int = Field(default=90, ge=30, le=3600)
+    # Workers look up a group's current settings version at most this often;
+    # a saved change reaches every worker within this many seconds.
+    settings_cache_seconds: float = Field(default=2.0, ge=0, le=300)
     log_format: Literal["text", "json"] = "text"
     # Port of a worker's own /metrics endpoint (all its processes); 0 turns it off.
     worker_metrics_port: int = Field(default=9808, ge=0, le=65535)

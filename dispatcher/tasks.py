@@ -176,6 +176,10 @@ def _json_logs(logger: logging.Logger, **_: Any) -> None:
 
     if get_settings().log_format == "json":
         use_json(logger)
+    # One "received" and one "succeeded" line per task add nothing to the
+    # delivery step lines and cost time on every e-mail; warnings still show.
+    for name in ("celery.app.trace", "celery.worker.strategy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @worker_init.connect

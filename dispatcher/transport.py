@@ -13,8 +13,8 @@ import logging
 import smtplib
 import ssl
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
+from email.message import Message
+from email.policy import compat32
 from typing import Any, Literal, NoReturn
 
 from dispatcher.errors import DispatcherError
@@ -23,6 +23,8 @@ from dispatcher.settings import Settings
 log = logging.getLogger(__name__)
 
 Verdict = Literal["temporary", "permanent"]
+# CRLF line ends; messages arrive built and folded already (render.py).
+_WIRE = compat32.clone(linesep="\r\n")
 
 
 def classify(code: int) -> Verdict:
@@ -203,9 +205,9 @@ class SmtpTransport:
         except (OSError, smtplib.SMTPException) as exc:
             raise TemporaryFailure(f"cannot connect to the SMTP server at {where}: {exc}") from None
 
-    def send(self, message: EmailMessage, sender: str, recipient: str) -> SmtpReply:
+    def send(self, message: Message, sender: str, recipient: str) -> SmtpReply:
         """Send one message to one recipient; raise a ``DeliveryFailure`` subclass."""
-        data = message.as_bytes(policy=SMTP_POLICY)
+        data = message.as_bytes(policy=_WIRE)
         reused = self._conn is not None
         if (
             self._conn is not None

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -14,6 +15,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import RootModel
 from pydantic.json_schema import models_json_schema
 from sqlalchemy import Engine
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from config_store.document import SettingsDocument
 from dispatcher.api import routes, schemas, ui
@@ -91,16 +94,55 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def request_invalid(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        detail = [
-            {"path": _field_path(error.get("loc", ())), "message": str(error.get("msg", ""))}
-            for error in exc.errors()
-        ]
+        detail = [_request_problem(error) for error in exc.errors()]
         return JSONResponse({"detail": detail}, status_code=422)
+
+    async def http_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 400:
+            # FastAPI's only 400: a body it could not decode (not UTF-8, say).
+            # Bodies the routes read themselves answer 422 then; so do these.
+            detail = [{"path": "", "message": "the body is not UTF-8 JSON; send a JSON document"}]
+            return JSONResponse({"detail": detail}, status_code=422)
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route on the path,
+            # but GET and POST of one path are separate routes here.
+            allowed = ", ".join(_allowed_methods(request))
+            return JSONResponse(
+                {"detail": f"{request.method} is not allowed here; use {allowed}"},
+                status_code=405,
+                headers={"Allow": allowed},
+            )
+        return await http_exception_handler(request, exc)
 
     app.add_exception_handler(InvalidInput, invalid_input)
     app.add_exception_handler(DispatcherError, dispatcher_error)
     app.add_exception_handler(AuthProblem, auth_problem)
     app.add_exception_handler(RequestValidationError, request_invalid)
+    app.add_exception_handler(HTTPException, http_problem)
+
+
+def _request_problem(error: Any) -> dict[str, str]:
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "")
+        return {"path": "", "message": f"the body is not valid JSON ({reason}); send JSON"}
+    message = str(error.get("msg", ""))
+    if error.get("type") == "value_error":
+        # Our own validators' messages; pydantic's prefix adds nothing.
+        message = message.removeprefix("Value error, ")
+    return {"path": _field_path(error.get("loc", ())), "message": message}
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the request's path answers."""
+    # The routers' own routes: the app may keep them wrapped, depending on
+    # the FastAPI version, but these are what was declared.
+    methods: set[str] = set()
+    for route in [*routes.router.routes, *ui.router.routes]:
+        match, _ = route.matches({**request.scope, "path_params": {}})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def _security_headers(app: FastAPI) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 
 from config_store.access import ADMIN, PUBLISH, READ
@@ -20,11 +21,13 @@ from dispatcher.api.admin import Change, InvalidRequest, SaveOutcome, readiness
 from dispatcher.api.auth import Principal
 from dispatcher.api.runtime import requires, runtime_of
 from dispatcher.errors import DispatcherError, FieldError, NoSettings
+from dispatcher.fields import GROUP_CODE_PATTERN, check_group_code
 from dispatcher.kinds import lookup_kind
 from dispatcher.locales import locale_problem
 from dispatcher.mailbox import FILE_NAME, MailSummary, list_messages, read_message
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
+MAX_INT = schemas.MAX_INT
 
 Reader = Annotated[Principal, Depends(requires(READ))]
 Administrator = Annotated[Principal, Depends(requires(ADMIN))]
@@ -49,6 +52,27 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 AUTH = (401, 403, 422)
 router = APIRouter()
+
+
+def _no_nul(value: str | None) -> str | None:
+    # PostgreSQL text cannot hold NUL, so no stored value has one; refusing it
+    # here keeps the database from failing on the query instead.
+    if value is not None and "\x00" in value:
+        raise ValueError("contains a NUL character (U+0000); remove it")
+    return value
+
+
+# The path's group code, checked before it reaches the database: a code that
+# cannot exist answers 422 with the rule, one that does not exist 404.
+GroupCode = Annotated[
+    str,
+    Path(
+        description="The customer group's code.",
+        json_schema_extra={"pattern": f"^{GROUP_CODE_PATTERN.pattern}$"},
+    ),
+    AfterValidator(check_group_code),
+]
+Offset = Annotated[int, Query(ge=0, le=MAX_INT)]
 
 
 # Health ------------------------------------------------------------------------
@@ -150,7 +174,7 @@ def add_group(
     response_model=schemas.GroupDetail,
     responses=problems(*AUTH, 404),
 )
-def get_group(request: Request, code: str, _: Reader) -> schemas.GroupDetail:
+def get_group(request: Request, code: GroupCode, _: Reader) -> schemas.GroupDetail:
     """One customer group, with who saved its current settings and when."""
     details = runtime_of(request).admin().group(code)
     return schemas.GroupDetail(
@@ -196,9 +220,9 @@ def _document_response(data: Any, fmt: str, version: int | None) -> Response:
 )
 def get_settings(
     request: Request,
-    code: str,
+    code: GroupCode,
     _: Reader,
-    version: Annotated[int | None, Query(ge=1, description="A saved version.")] = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_INT, description="A saved version.")] = None,
     effective: Annotated[
         bool, Query(description="Every field's effective value and its source.")
     ] = False,
@@ -331,13 +355,13 @@ def _saved(code: str, outcome: SaveOutcome) -> schemas.SaveResponse:
 async def put_settings(
     request: Request,
     response: Response,
-    code: str,
+    code: GroupCode,
     principal: Administrator,
     if_match: Annotated[
         str | None, Header(description='The ETag you edited, e.g. "3"; 409 if it changed.')
     ] = None,
     expected_version: Annotated[
-        int | None, Query(ge=1, description="Like If-Match, as a query parameter.")
+        int | None, Query(ge=1, le=MAX_INT, description="Like If-Match, as a query parameter.")
     ] = None,
 ) -> schemas.SaveResponse:
     """Validate the whole document and save it as a new version (all or nothing)."""
@@ -357,10 +381,10 @@ async def put_settings(
 )
 def settings_history(
     request: Request,
-    code: str,
+    code: GroupCode,
     _: Reader,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[schemas.VersionEntry]:
     """Saved versions, newest first, each with its changes against the version before."""
     entries = runtime_of(request).admin().history(code, limit, offset)
@@ -387,7 +411,7 @@ def settings_history(
 def rollback(
     request: Request,
     response: Response,
-    code: str,
+    code: GroupCode,
     body: schemas.RollbackRequest,
     principal: Administrator,
 ) -> schemas.SaveResponse:
@@ -405,7 +429,7 @@ def rollback(
     responses=problems(*AUTH, 404),
 )
 def preview(
-    request: Request, code: str, body: schemas.PreviewRequest, _: Reader
+    request: Request, code: GroupCode, body: schemas.PreviewRequest, _: Reader
 ) -> schemas.PreviewResponse:
     """Render one e-mail (subject, text, HTML) of the saved settings or of an unsaved draft."""
     outcome = (
@@ -435,7 +459,7 @@ def preview(
     responses=problems(*AUTH, 404, 503),
 )
 def test_send(
-    request: Request, code: str, body: schemas.SendTestRequest, principal: Administrator
+    request: Request, code: GroupCode, body: schemas.SendTestRequest, principal: Administrator
 ) -> schemas.SendTestAccepted:
     """Send one e-mail kind with sample data to an address, through the real pipeline."""
     event_id = (
@@ -514,13 +538,21 @@ def _delivery(d: DeliveryView) -> schemas.DeliveryOut:
 def deliveries(
     request: Request,
     _: Reader,
-    event_id: str | None = None,
-    group: str | None = None,
-    status: Annotated[str | None, Query(description=", ".join(STATUSES))] = None,
-    kind: str | None = None,
-    recipient: str | None = None,
+    event_id: Annotated[str | None, AfterValidator(_no_nul)] = None,
+    group: Annotated[str | None, AfterValidator(_no_nul)] = None,
+    status: Annotated[
+        str | None, Query(description=", ".join(STATUSES), json_schema_extra={"enum": STATUSES})
+    ] = None,
+    kind: Annotated[
+        str | None,
+        Query(
+            description="An e-mail kind or its settings section.",
+            json_schema_extra={"enum": schemas.KIND_CHOICES},
+        ),
+    ] = None,
+    recipient: Annotated[str | None, AfterValidator(_no_nul)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> schemas.DeliveryPage:
     """Deliveries, newest first, filtered and paged."""
     errors: list[FieldError] = []
@@ -622,9 +654,13 @@ def replay(
 def audit(
     request: Request,
     _: Reader,
-    target: Annotated[str | None, Query(description="A group code, 'dead-letters', ...")] = None,
+    target: Annotated[
+        str | None,
+        Query(description="A group code, 'dead-letters', ..."),
+        AfterValidator(_no_nul),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[schemas.AuditEntry]:
     """Every change made through the API, the web UI and the token commands, newest first."""
     rows = runtime_of(request).admin().access.audit(target, limit, offset)
@@ -675,7 +711,7 @@ def mailbox(
     request: Request,
     _: Reader,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> schemas.MailboxPage:
     """The messages the local mail sink of `dispatcher up` kept, newest first."""
     page = list_messages(runtime_of(request).config.mailsink_dir, limit, offset)

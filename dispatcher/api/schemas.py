@@ -13,6 +13,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
 
+from dispatcher.fields import GROUP_CODE_PATTERN
+from dispatcher.kinds import KIND_BY_NAME, KIND_BY_SECTION
+
 SETTINGS_DOCUMENT_REF = {"$ref": "#/components/schemas/SettingsDocument"}
 EVENT_REF = {"$ref": "#/components/schemas/Event"}
 
@@ -25,8 +28,20 @@ def _utc(value: datetime) -> datetime:
 Timestamp = Annotated[datetime, AfterValidator(_utc)]
 
 
+# What the admin side accepts for an e-mail kind: its name or its settings
+# section. The schema lists them; the admin side checks them itself, so that
+# a typo gets the product's message with the valid names.
+KIND_CHOICES: list[JsonValue] = [*KIND_BY_NAME, *KIND_BY_SECTION]
+# Ids, version numbers and offsets are PostgreSQL integers; a larger number
+# names nothing and would only make the database refuse the query.
+MAX_INT = 2**31 - 1
+RecordId = Annotated[int, Field(ge=1, le=MAX_INT)]
+
+
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: a body must have the types its schema says; false is no
+    # delivery id and "3" no version number.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Problem(BaseModel):
@@ -63,8 +78,13 @@ class Readiness(BaseModel):
 
 
 class GroupCreate(_Request):
-    code: str = Field(examples=["RETAIL"])
-    name: str = Field(examples=["Retail customers"])
+    # Documented here, checked by the admin side with the product's messages.
+    code: str = Field(
+        examples=["RETAIL"], json_schema_extra={"pattern": f"^{GROUP_CODE_PATTERN.pattern}$"}
+    )
+    name: str = Field(
+        examples=["Retail customers"], json_schema_extra={"minLength": 1, "maxLength": 200}
+    )
 
 
 class Group(BaseModel):
@@ -110,7 +130,7 @@ class VersionEntry(BaseModel):
 
 
 class RollbackRequest(_Request):
-    version: int = Field(ge=1)
+    version: RecordId
 
 
 class Sourced(BaseModel):
@@ -150,12 +170,15 @@ class EffectiveSettings(BaseModel):
     password_reset: EffectiveSection
 
 
+# A draft may be incomplete or wrong outside the previewed section (the form
+# is being typed in); the preview sets those parts aside and says so.
 DraftDocument = Annotated[
     dict[str, Any] | None,
     WithJsonSchema(
         {
-            "anyOf": [SETTINGS_DOCUMENT_REF, {"type": "null"}],
-            "description": "An unsaved settings document; the saved one when left out.",
+            "anyOf": [{"type": "object"}, {"type": "null"}],
+            "description": "An unsaved settings document (SettingsDocument), possibly "
+            "incomplete; the saved one when left out.",
         }
     ),
 ]
@@ -172,7 +195,8 @@ RawEvent = Annotated[
 
 class PreviewRequest(_Request):
     kind: str = Field(
-        description="An e-mail kind (password.reset) or its settings section (password_reset)."
+        description="An e-mail kind (password.reset) or its settings section (password_reset).",
+        json_schema_extra={"enum": KIND_CHOICES},
     )
     locale: str | None = Field(default=None, description="The recipient's locale, e.g. de-CH.")
     document: DraftDocument = None
@@ -201,7 +225,10 @@ class PreviewResponse(BaseModel):
 
 
 class SendTestRequest(_Request):
-    kind: str
+    kind: str = Field(
+        description="An e-mail kind (password.reset) or its settings section (password_reset).",
+        json_schema_extra={"enum": KIND_CHOICES},
+    )
     address: str
     locale: str | None = None
 
@@ -271,7 +298,7 @@ class DeadLetters(BaseModel):
 
 
 class ReplayRequest(_Request):
-    ids: list[int] = Field(default_factory=list, description="Dead delivery ids.")
+    ids: list[RecordId] = Field(default_factory=list, description="Dead delivery ids.")
     events: list[str] = Field(default_factory=list, description="Failed event ids.")
     all: bool = Field(default=False, description="Replay every dead letter; leave ids out.")
 

@@ -1,0 +1,334 @@
+"""Throughput, latency and memory: ours against the naive baseline and the SMTP ceiling.
+
+One run, on this machine, with an aiosmtpd sink in its own process and the same
+messages (the built-in validation e-mail, rendered for N recipients):
+
+  a. raw    smtplib over one reused connection: the ceiling
+  b. naive  one Celery task per e-mail, Jinja2, a new SMTP connection each
+  c. ours   events published, delivered and recorded end to end
+
+    python -m bench.throughput [--emails 3000] [--database postgres|sqlite] [--json out.json]
+
+Prints e-mails per second, the ratios ours/naive and ours/raw, publish and
+event-to-acceptance latency, the p99 of password-reset latency while a
+10,000-e-mail batch drains, and worker memory after 5,000 and 20,000 e-mails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import smtplib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("DISPATCHER_BROKER_PREFIX", f"bench-{uuid.uuid4().hex[:8]}:")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def rss_of_tree(pid: int) -> int:
+    """Resident memory of a process and its children, in bytes."""
+    total = 0
+    pids = [pid] + [
+        int(p)
+        for p in subprocess.run(
+            ["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+    ]
+    for one in pids:
+        try:
+            for line in Path(f"/proc/{one}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except FileNotFoundError:
+            continue
+    return total
+
+
+def wait_count(sink: Any, count: int, timeout: float) -> float:
+    """Wait until the sink holds ``count`` messages; return when the last arrived."""
+    from tests.harness import wait_for
+
+    wait_for(lambda: len(sink.messages()) >= count, timeout, f"{count} messages", interval=0.2)
+    return max(entry["received_at"] for entry in sink.messages())
+
+
+def messages_for(count: int) -> list[tuple[str, Any]]:
+    """The same messages for every variant: our built-in validation e-mail."""
+    from config_store.document import validate_document
+    from config_store.effective import effective_settings
+    from dispatcher.addresses import Mailbox
+    from dispatcher.events import parse_event
+    from dispatcher.kinds import KIND_BY_NAME, EventType
+    from dispatcher.render import build_message, render_email
+    from dispatcher.samples import context_for, sample_event
+    from tests.documents import addresses_only
+
+    settings = effective_settings(validate_document(addresses_only()), "BENCH", "Bench", 1)
+    kind = KIND_BY_NAME["validation.new"]
+    result = []
+    for number in range(count):
+        raw = sample_event(EventType.CUSTOMER_VALIDATED)
+        raw["contact"] = {"email": f"raw{number}@example.com", "name": "Kim Example"}
+        event = parse_event(raw)
+        context = context_for(event, kind, "BENCH", "Bench", settings.access_requests_to)
+        email = render_email(settings.text_for(kind, None), context)
+        message = build_message(
+            email, settings.sender, Mailbox(raw["contact"]["email"]), f"<{number}@bench>",
+            __import__("datetime").datetime.now(__import__("datetime").UTC),
+        )
+        result.append((raw["contact"]["email"], message))
+    return result
+
+
+def run_raw(directory: Path, count: int) -> dict[str, float]:
+    from tests.harness import Sink
+
+    sink = Sink(directory / "raw-sink").start()
+    try:
+        prepared = messages_for(count)
+        started = time.time()
+        with smtplib.SMTP("127.0.0.1", sink.port) as smtp:
+            for address, message in prepared:
+                smtp.send_message(message, "portal@example.com", [address])
+        last = wait_count(sink, count, 120)
+        return {"emails": count, "seconds": last - started, "per_second": count / (last - started)}
+    finally:
+        sink.stop()
+
+
+def run_naive(directory: Path, count: int, workers: int) -> dict[str, float]:
+    from dispatcher.texts import builtin_texts
+    from tests.harness import Sink, Worker, broker_env
+    from tests.stack import purge_broker
+
+    sink = Sink(directory / "naive-sink").start()
+    prefix = f"naive-{uuid.uuid4().hex[:8]}:"
+    env = {
+        "NAIVE_BROKER_URL": broker_env(prefix)["DISPATCHER_BROKER_URL"],
+        "NAIVE_PREFIX": prefix,
+        "NAIVE_SMTP_HOST": "127.0.0.1",
+        "NAIVE_SMTP_PORT": str(sink.port),
+    }
+    os.environ.update(env)
+    from bench.naive_app import app as naive_app
+    from bench.naive_app import send_email
+
+    worker = Worker(env, directory / "naive-worker.log")
+    worker.args = ()
+    celery = Path(sys.executable).with_name("celery")
+    with (directory / "naive-worker.log").open("ab") as log:
+        worker.process = subprocess.Popen(
+            [str(celery), "-A", "bench.naive_app", "worker", f"--concurrency={workers}",
+             "--loglevel=WARNING", "--without-mingle", "--without-gossip"],
+            cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        from tests.harness import wait_for
+
+        wait_for(lambda: bool(naive_app.control.inspect(timeout=0.5).ping()), 60, "naive worker")
+        subject, body = builtin_texts()["de"]["validation.new"]
+        context = {
+            "recipient": {"name": "Kim Example"},
+            "customer": {"name": "Schmidt & Weber GmbH"},
+            "portal_url": "https://portal.example.com/",
+            "group": {"name": "Bench"},
+        }
+        started = time.time()
+        for number in range(count):
+            send_email.delay(f"naive{number}@example.com", "portal@example.com", subject, body,
+                             context)
+        last = wait_count(sink, count, 300)
+        return {"emails": count, "seconds": last - started, "per_second": count / (last - started)}
+    finally:
+        worker.stop()
+        sink.stop()
+        purge_broker(prefix)
+
+
+class Ours:
+    """The product, end to end: publish() to a worker, SQL record, SMTP."""
+
+    def __init__(self, directory: Path, database: str, workers: int) -> None:
+        self.directory = directory
+        self.database = database
+        self.workers = workers
+
+    def __enter__(self) -> Ours:
+        from config_store.database import make_engine
+        from config_store.repository import SettingsRepository
+        from tests.conftest import fresh_database
+        from tests.documents import addresses_only
+        from tests.harness import Sink, Worker, broker_env
+        from tests.stack import purge_broker
+
+        self.url, self.cleanup = fresh_database(self.database, self.directory)
+        self.engine = make_engine(self.url)
+        repository = SettingsRepository(self.engine)
+        repository.add_group("BENCH", "Bench")
+        repository.save_settings("BENCH", addresses_only(), "bench")
+        self.sink = Sink(self.directory / "ours-sink").start()
+        prefix = os.environ["DISPATCHER_BROKER_PREFIX"]
+        purge_broker(prefix)
+        env = {
+            **broker_env(prefix),
+            "DISPATCHER_DATABASE_URL": self.url,
+            "DISPATCHER_SMTP_HOST": "127.0.0.1",
+            "DISPATCHER_SMTP_PORT": str(self.sink.port),
+            "DISPATCHER_WORKER_METRICS_PORT": "0",
+        }
+        self.worker = Worker(env, self.directory / "ours-worker.log")
+        self.worker.start()
+        # Replace --concurrency=2 default of the test harness when asked.
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from tests.stack import purge_broker
+
+        self.worker.stop()
+        self.sink.stop()
+        self.engine.dispose()
+        self.cleanup()  # type: ignore[operator]
+        purge_broker(os.environ["DISPATCHER_BROKER_PREFIX"])
+
+    def publish_batch(self, count: int, tag: str) -> tuple[dict[str, float], list[float]]:
+        from dispatcher import publish
+        from dispatcher.kinds import EventType
+        from dispatcher.samples import sample_event
+
+        template = sample_event(EventType.CUSTOMER_VALIDATED)
+        sent: dict[str, float] = {}
+        latencies: list[float] = []
+        for number in range(count):
+            address = f"{tag}{number}@example.com"
+            event = dict(template)
+            event["event_id"] = f"{tag}-{number}-{uuid.uuid4().hex[:6]}"
+            event["customer_group"] = "BENCH"
+            event["contact"] = {"email": address, "name": "Kim Example"}
+            before = time.perf_counter()
+            publish(event)
+            latencies.append((time.perf_counter() - before) * 1000)
+            sent[address] = time.time()
+        return sent, latencies
+
+    def acceptance(self, sent: dict[str, float]) -> list[float]:
+        arrived = {rcpt: e["received_at"] for e in self.sink.messages() for rcpt in e["rcpt_tos"]}
+        return [(arrived[a] - t) * 1000 for a, t in sent.items() if a in arrived]
+
+
+def run_ours(directory: Path, database: str, count: int, workers: int) -> dict[str, Any]:
+    from dispatcher import publish
+    from dispatcher.kinds import EventType
+    from dispatcher.samples import sample_event
+
+    with Ours(directory, database, workers) as ours:
+        # Warm up: connections, compiled templates, settings snapshot.
+        warm, _ = ours.publish_batch(50, "warm")
+        wait_count(ours.sink, 50, 60)
+        base = len(ours.sink.messages())
+        started = time.time()
+        sent, publish_ms = ours.publish_batch(count, "ours")
+        last = wait_count(ours.sink, base + count, 600)
+        seconds = last - started
+        acceptance_ms = ours.acceptance(sent)
+        rss_5k_target = 5000
+        if len(ours.sink.messages()) < rss_5k_target:
+            ours.publish_batch(rss_5k_target - len(ours.sink.messages()), "fill")
+            wait_count(ours.sink, rss_5k_target, 600)
+        rss_5k = rss_of_tree(ours.worker.process.pid)  # type: ignore[union-attr]
+        # Password resets while a 10,000-e-mail batch drains.
+        before_batch = len(ours.sink.messages())
+        ours.publish_batch(10_000, "batch")
+        resets: dict[str, float] = {}
+        template = sample_event(EventType.PASSWORD_RESET)
+        while len(ours.sink.messages()) < before_batch + 9_000 and len(resets) < 200:
+            address = f"reset{len(resets)}@example.com"
+            event = dict(template)
+            event.update(event_id=f"reset-{uuid.uuid4().hex}", customer_group="BENCH",
+                         contact={"email": address})
+            resets[address] = time.time()
+            publish(event)
+            time.sleep(0.1)  # One reset every 100 ms while the batch drains.
+        wait_count(ours.sink, before_batch + 10_000 + len(resets), 900)
+        reset_ms = ours.acceptance(resets)
+        total = len(ours.sink.messages())
+        if total < 20_000:
+            ours.publish_batch(20_000 - total, "rss")
+            wait_count(ours.sink, 20_000, 900)
+        rss_20k = rss_of_tree(ours.worker.process.pid)  # type: ignore[union-attr]
+    return {
+        "emails": count,
+        "seconds": seconds,
+        "per_second": count / seconds,
+        "publish_ms": {"p50": statistics.median(publish_ms), "p99": percentile(publish_ms, 99)},
+        "event_to_acceptance_ms": {
+            "p50": statistics.median(acceptance_ms), "p99": percentile(acceptance_ms, 99)
+        },
+        "password_reset_during_batch_ms": {
+            "count": len(reset_ms), "p50": statistics.median(reset_ms),
+            "p99": percentile(reset_ms, 99), "max": max(reset_ms),
+        },
+        "worker_rss_mb": {"after_5k": rss_5k / 2**20, "after_20k": rss_20k / 2**20,
+                          "growth_pct": (rss_20k - rss_5k) / rss_5k * 100},
+        "database": database,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--emails", type=int, default=3000)
+    parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        raw = run_raw(directory, args.emails)
+        naive = run_naive(directory, args.emails, args.workers)
+        ours = run_ours(directory, args.database, args.emails, args.workers)
+    result = {
+        "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
+        "worker_processes": args.workers,
+        "raw": raw,
+        "naive": naive,
+        "ours": ours,
+        "ratios": {
+            "ours_over_naive": ours["per_second"] / naive["per_second"],
+            "ours_over_raw": ours["per_second"] / raw["per_second"],
+        },
+        "targets": {
+            "ours_over_naive >= 1.5": ours["per_second"] / naive["per_second"] >= 1.5,
+            "ours_over_raw >= 0.8": ours["per_second"] / raw["per_second"] >= 0.8,
+            "reset p99 <= 500 ms": ours["password_reset_during_batch_ms"]["p99"] <= 500,
+            "publish p99 <= 2 ms": ours["publish_ms"]["p99"] <= 2,
+            "rss growth <= 10 %": ours["worker_rss_mb"]["growth_pct"] <= 10,
+        },
+    }
+    text = json.dumps(result, indent=2, default=lambda v: round(v, 3))
+    print(text)
+    print(
+        f"\nraw {raw['per_second']:.0f}/s  naive {naive['per_second']:.0f}/s  "
+        f"ours {ours['per_second']:.0f}/s  ours/naive {result['ratios']['ours_over_naive']:.2f}  "
+        f"ours/raw {result['ratios']['ours_over_raw']:.2f}"
+    )
+    for target, met in result["targets"].items():
+        print(f"  {'met ' if met else 'MISS'}  {target}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2, default=lambda v: round(v, 3)) + "\n")
+
+
+if __name__ == "__main__":
+    main()
