@@ -68,6 +68,7 @@ GroupCode = Annotated[
     str,
     Path(
         description="The customer group's code.",
+        examples=["RETAIL"],
         json_schema_extra={"pattern": f"^{GROUP_CODE_PATTERN.pattern}$"},
     ),
     AfterValidator(check_group_code),
@@ -196,6 +197,11 @@ def _document_response(data: Any, fmt: str, version: int | None) -> Response:
     return JSONResponse(data, headers=headers)
 
 
+_SETTINGS_OR_EFFECTIVE = {
+    "oneOf": [schemas.SETTINGS_DOCUMENT_REF, {"$ref": "#/components/schemas/EffectiveSettings"}]
+}
+
+
 @router.get(
     "/v1/groups/{code}/settings",
     tags=["settings"],
@@ -203,16 +209,10 @@ def _document_response(data: Any, fmt: str, version: int | None) -> Response:
         200: {
             "description": "The settings document (or, with effective=true, the effective view). "
             'The ETag header holds the version, e.g. "3", for If-Match on PUT.',
+            # A schema describes the data; YAML is only another way to write it.
             "content": {
-                "application/json": {
-                    "schema": {
-                        "oneOf": [
-                            schemas.SETTINGS_DOCUMENT_REF,
-                            {"$ref": "#/components/schemas/EffectiveSettings"},
-                        ]
-                    }
-                },
-                "application/yaml": {"schema": {"type": "string"}},
+                "application/json": {"schema": _SETTINGS_OR_EFFECTIVE},
+                "application/yaml": {"schema": _SETTINGS_OR_EFFECTIVE},
             },
         },
         **problems(*AUTH, 404),
@@ -347,7 +347,7 @@ def _saved(code: str, outcome: SaveOutcome) -> schemas.SaveResponse:
             "description": "The whole settings document (CONTRACT §1), as JSON or YAML.",
             "content": {
                 "application/json": {"schema": schemas.SETTINGS_DOCUMENT_REF},
-                "application/yaml": {"schema": {"type": "string"}},
+                "application/yaml": {"schema": schemas.SETTINGS_DOCUMENT_REF},
             },
         }
     },
