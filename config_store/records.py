@@ -109,6 +109,43 @@ class Claimed:
 
 
 @dataclass(frozen=True)
+class AcceptRequest:
+    """One event to record with the deliveries planned for it."""
+
+    payload: Mapping[str, Any]
+    lane: str
+    planned: Sequence[NewDelivery]
+    settings_version: int
+    test: bool = False
+
+
+def _delivery_row(
+    event_pk: int, item: AcceptRequest, planned: NewDelivery, now: datetime
+) -> dict[str, Any]:
+    """A new delivery, claimed at once by the worker that records it."""
+    return {
+        "event_pk": event_pk,
+        "event_id": item.payload["event_id"],
+        "kind": planned.kind,
+        "recipient": planned.recipient,
+        "recipient_name": planned.recipient_name,
+        "recipient_locale": planned.recipient_locale,
+        "group_code": item.payload["customer_group"],
+        "lane": planned.lane,
+        "settings_version": item.settings_version,
+        "status": SENDING,
+        "attempts": 1,
+        "message_id": planned.message_id,
+        "created_at": now,
+        "updated_at": now,
+        "next_attempt_at": now,
+        "claimed_at": now,
+        "uncertain": False,
+        "test": item.test,
+    }
+
+
+@dataclass(frozen=True)
 class Accepted:
     """What recording an event did: all its deliveries, and those claimed for sending."""
 
@@ -271,36 +308,89 @@ class DeliveryRecords:
                 )
             if not planned:
                 return Accepted((), (), new=True)
+            request = AcceptRequest(payload, lane, planned, settings_version, test)
             rows = connection.execute(
                 self._insert(deliveries)
                 .on_conflict_do_nothing(index_elements=["event_id", "kind", "recipient"])
-                .returning(*deliveries.c, sort_by_parameter_order=True),
-                [
-                    {
-                        "event_pk": event_pk,
-                        "event_id": payload["event_id"],
-                        "kind": item.kind,
-                        "recipient": item.recipient,
-                        "recipient_name": item.recipient_name,
-                        "recipient_locale": item.recipient_locale,
-                        "group_code": payload["customer_group"],
-                        "lane": item.lane,
-                        "settings_version": settings_version,
-                        "status": SENDING,
-                        "attempts": 1,
-                        "message_id": item.message_id,
-                        "created_at": now,
-                        "updated_at": now,
-                        "next_attempt_at": now,
-                        "claimed_at": now,
-                        "uncertain": False,
-                        "test": test,
-                    }
-                    for item in planned
-                ],
+                .returning(*deliveries.c),
+                [_delivery_row(event_pk, request, item, now) for item in planned],
             ).all()
             views = tuple(sorted((_row_view(r) for r in rows), key=lambda v: v.id))
             return Accepted(views, tuple(Claimed(v, payload) for v in views), new=True)
+
+    def record_accepted_many(
+        self, items: Sequence[AcceptRequest], now: datetime
+    ) -> list[Accepted]:
+        """Record many events and claim their deliveries in one transaction.
+
+        The batch form of ``record_accepted``, for a task that carries many
+        events: one transaction instead of one per event. Events already
+        recorded (republished, redelivered, failed before) take the one-by-one
+        path afterwards, so their special cases live in one place.
+        """
+        if not items:
+            return []
+        events = cast(Table, EventRecord.__table__)
+        deliveries = cast(Table, Delivery.__table__)
+        inserted: dict[str, int] = {}
+        claimed: dict[str, list[DeliveryView]] = {}
+        with connection_scope(self.engine) as connection:
+            rows = connection.execute(
+                self._insert(events)
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(events.c.id, events.c.event_id),
+                [
+                    {
+                        "event_id": item.payload["event_id"],
+                        "type": item.payload["type"],
+                        "customer_group": item.payload["customer_group"],
+                        "lane": item.lane,
+                        "received_at": now,
+                        "occurred_at": item.payload.get("occurred_at"),
+                        "payload": dict(item.payload),
+                        "outcome": ACCEPTED,
+                        "reason": None,
+                    }
+                    for item in items
+                ],
+            ).all()
+            inserted = {row.event_id: row.id for row in rows}
+            # The same event twice in one batch: only its first copy counts.
+            firsts: dict[str, AcceptRequest] = {}
+            for item in items:
+                firsts.setdefault(item.payload["event_id"], item)
+            new_rows = [
+                _delivery_row(inserted[event_id], item, planned, now)
+                for event_id, item in firsts.items()
+                if event_id in inserted
+                for planned in item.planned
+            ]
+            if new_rows:
+                for row in connection.execute(
+                    self._insert(deliveries)
+                    .on_conflict_do_nothing(index_elements=["event_id", "kind", "recipient"])
+                    .returning(*deliveries.c),
+                    new_rows,
+                ).all():
+                    claimed.setdefault(row.event_id, []).append(_row_view(row))
+        result: list[Accepted] = []
+        for item in items:
+            event_id = item.payload["event_id"]
+            if event_id in inserted and firsts[event_id] is not item:
+                views = tuple(sorted(claimed.get(event_id, []), key=lambda v: v.id))
+                result.append(Accepted(views, (), new=False))
+                continue
+            if event_id not in inserted:
+                result.append(
+                    self.record_accepted(
+                        item.payload, item.lane, item.planned, item.settings_version, now,
+                        test=item.test,
+                    )
+                )
+                continue
+            views = tuple(sorted(claimed.get(event_id, []), key=lambda v: v.id))
+            result.append(Accepted(views, tuple(Claimed(v, item.payload) for v in views), True))
+        return result
 
     def record_failed(
         self, payload: Mapping[str, Any], lane: str, reason: str, now: datetime

@@ -351,13 +351,12 @@ def publish_command(file: str) -> None:
     FILE holds one JSON object, a JSON array or NDJSON. Nothing is enqueued
     unless every event is valid.
     """
-    from dispatcher.publisher import enqueue, validate_all
+    from dispatcher.publisher import enqueue_many, validate_all
 
     text, name = _read_input(file)
     events, labels = _parse_events_text(text, name)
     parsed = validate_all(events, labels)
-    for event in parsed:
-        enqueue(event)
+    enqueue_many(parsed)
     click.echo(f"published {len(parsed)} event{'s' if len(parsed) != 1 else ''}")
     for event in parsed:
         click.echo(f"  {event.event_id}  {event.type}  {event.customer_group}")
@@ -509,7 +508,7 @@ def dead_letters_list(as_json: bool) -> None:
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
 def dead_letters_replay(ids: tuple[str, ...], replay_all: bool) -> None:
     """Send dead deliveries again (ID), or re-plan failed events (event:EVENT_ID)."""
-    from dispatcher.events import parse_event
+    from dispatcher.deadletters import ReplaySummary, replay_dead_letters
     from dispatcher.publisher import enqueue
     from dispatcher.tasks import schedule, service
 
@@ -524,21 +523,23 @@ def dead_letters_replay(ids: tuple[str, ...], replay_all: bool) -> None:
             delivery_ids.append(int(item))
         else:
             _fail(f"{item!r} is neither a delivery ID (a number) nor event:EVENT_ID", EXIT_USAGE)
-    dispatcher = service()
-    follow_ups = dispatcher.replay_dead(None if replay_all else delivery_ids)
-    if not replay_all and delivery_ids and len(follow_ups) < len(delivery_ids):
-        moved = {f.delivery_id for f in follow_ups}
-        for number in (i for i in delivery_ids if i not in moved):
+
+    def report_skipped(summary: ReplaySummary) -> None:
+        for number in summary.skipped_deliveries:
             click.echo(f"delivery {number} is not a dead letter; left as it is", err=True)
-    schedule(follow_ups)
-    payloads = dispatcher.failed_event_payloads(None if replay_all else event_ids)
-    for payload in payloads:
-        enqueue(parse_event(dict(payload)))
-    if event_ids and len(payloads) < len(event_ids):
-        found = {p["event_id"] for p in payloads}
-        for missing in (e for e in event_ids if e not in found):
+        for missing in summary.skipped_events:
             click.echo(f"event {missing} is not a failed event; left as it is", err=True)
-    click.echo(f"replayed {len(follow_ups)} deliveries and {len(payloads)} events")
+
+    summary = replay_dead_letters(
+        service(),
+        schedule,
+        enqueue,
+        deliveries=delivery_ids,
+        events=event_ids,
+        everything=replay_all,
+        before_sending=report_skipped,
+    )
+    click.echo(f"replayed {len(summary.deliveries)} deliveries and {len(summary.events)} events")
 
 
 @cli.command("status")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,6 +27,7 @@ from config_store.records import (
     UNKNOWN,
     WAITING,
     Accepted,
+    AcceptRequest,
     AttemptResult,
     Claimed,
     DeliveryRecords,
@@ -59,6 +60,8 @@ from dispatcher.transport import (
 
 log = logging.getLogger("dispatcher.delivery")
 
+# In a batch, outcomes are written to the record every this many e-mails.
+FINISH_EVERY = 20
 # A delivery claimed by a worker counts as due this much early, so that a
 # retry task firing a moment before its due time (clock skew) still runs.
 CLAIM_SLACK = timedelta(seconds=2)
@@ -66,6 +69,30 @@ CLAIM_SLACK = timedelta(seconds=2)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """An event validated, with its group's settings and its planned e-mails."""
+
+    event: Event
+    payload: dict[str, Any]
+    lane: str
+    settings: GroupSettings
+    planned: list[NewDelivery]
+
+    def outcome(
+        self, status: str, deliveries: Iterable[DeliveryView], follow_ups: Iterable[FollowUp]
+    ) -> EventOutcome:
+        return EventOutcome(
+            self.event.event_id,
+            status,
+            None,
+            tuple(deliveries),
+            tuple(follow_ups),
+            event_type=self.event.type,
+            group=self.event.customer_group,
+        )
 
 
 @dataclass(frozen=True)
@@ -84,6 +111,8 @@ class EventOutcome:
     reason: str | None = None
     deliveries: tuple[DeliveryView, ...] = ()
     follow_ups: tuple[FollowUp, ...] = field(default=())
+    event_type: str = "-"
+    group: str = "-"
 
 
 class Dispatcher:
@@ -116,17 +145,64 @@ class Dispatcher:
         ``published_at`` (Unix time, from the message) times event-to-acceptance.
         """
         outcome = self._handle_event(raw, published_at)
-        event_type = raw.get("type") if isinstance(raw, dict) else None
-        group = raw.get("customer_group") if isinstance(raw, dict) else None
-        metrics.EVENTS.labels(
-            type=event_type if outcome.status != "rejected" else "invalid",
-            group=group if outcome.status != "rejected" else "-",
-            outcome=outcome.status,
-        ).inc()
+        _count_event(outcome)
         return outcome
 
     def _handle_event(self, raw: object, published_at: float | None) -> EventOutcome:
+        prepared = self._prepare(raw, self.clock())
+        if isinstance(prepared, EventOutcome):
+            return prepared
+        accepted = self.records.record_accepted(
+            prepared.payload,
+            prepared.lane,
+            prepared.planned,
+            prepared.settings.version or 0,
+            self.clock(),
+        )
+        follow_ups = self._deliver(accepted, prepared.event, prepared.settings, published_at)
+        status = "accepted" if accepted.new else "duplicate"
+        return prepared.outcome(status, accepted.deliveries, follow_ups)
+
+    def handle_events(
+        self, raws: Sequence[object], published_at: float | None = None
+    ) -> list[EventOutcome]:
+        """Process a batch of raw events: one transaction records them all.
+
+        Each event is still validated, deduplicated and accounted for on its
+        own; only the database work is shared. Outcomes of sends are written
+        every ``FINISH_EVERY`` e-mails, which bounds how many a crashed worker
+        leaves "sending" (to be sent again as uncertain).
+        """
         now = self.clock()
+        outcomes: list[EventOutcome] = []
+        prepared: list[_Prepared] = []
+        for raw in raws:
+            item = self._prepare(raw, now)
+            if isinstance(item, EventOutcome):
+                outcomes.append(item)
+            else:
+                prepared.append(item)
+        accepted = self.records.record_accepted_many(
+            [
+                AcceptRequest(p.payload, p.lane, p.planned, p.settings.version or 0)
+                for p in prepared
+            ],
+            now,
+        )
+        pending: list[AttemptResult] = []
+        for item, recorded in zip(prepared, accepted, strict=True):
+            follow_ups = self._deliver(
+                recorded, item.event, item.settings, published_at, pending=pending
+            )
+            status = "accepted" if recorded.new else "duplicate"
+            outcomes.append(item.outcome(status, recorded.deliveries, follow_ups))
+        self._finish(pending)
+        for outcome in outcomes:
+            _count_event(outcome)
+        return outcomes
+
+    def _prepare(self, raw: object, now: datetime) -> _Prepared | EventOutcome:
+        """Validate, load the group's settings and plan; outcomes for what stops here."""
         try:
             event = parse_event(raw)
         except InvalidEvent as exc:
@@ -145,7 +221,9 @@ class Dispatcher:
         except (UnknownGroup, NoSettings) as exc:
             view = self.records.record_failed(payload, lane, str(exc), now)
             if view.outcome == "accepted":  # A redelivered copy of an accepted event.
-                return EventOutcome(event.event_id, "duplicate")
+                return EventOutcome(
+                    event.event_id, "duplicate", event_type=event.type, group=event.customer_group
+                )
             logs.step(
                 log,
                 logging.WARNING,
@@ -154,27 +232,28 @@ class Dispatcher:
                 group=event.customer_group,
                 reason=str(exc),
             )
-            return EventOutcome(event.event_id, "failed", str(exc))
-        planned = [
-            NewDelivery(
-                kind=item.kind.name,
-                recipient=parse_mailbox(item.recipient.email).address,
-                recipient_name=item.recipient.name,
-                recipient_locale=item.recipient.locale,
-                message_id=message_id_for(
-                    event.event_id,
-                    item.kind.name,
-                    parse_mailbox(item.recipient.email).address,
-                    settings.sender.address.rpartition("@")[2],
-                ),
-                lane=item.kind.lane.value,
+            return EventOutcome(
+                event.event_id,
+                "failed",
+                str(exc),
+                event_type=event.type,
+                group=event.customer_group,
             )
-            for item in plan(event, settings)
-        ]
-        accepted = self.records.record_accepted(payload, lane, planned, settings.version or 0, now)
-        follow_ups = self._deliver(accepted, event, settings, published_at)
-        status = "accepted" if accepted.new else "duplicate"
-        return EventOutcome(event.event_id, status, None, accepted.deliveries, tuple(follow_ups))
+        domain = settings.sender.address.rpartition("@")[2]
+        planned = []
+        for item in plan(event, settings):
+            address = parse_mailbox(item.recipient.email).address
+            planned.append(
+                NewDelivery(
+                    kind=item.kind.name,
+                    recipient=address,
+                    recipient_name=item.recipient.name,
+                    recipient_locale=item.recipient.locale,
+                    message_id=message_id_for(event.event_id, item.kind.name, address, domain),
+                    lane=item.kind.lane.value,
+                )
+            )
+        return _Prepared(event, payload, lane, settings, planned)
 
     def _deliver(
         self,
@@ -182,10 +261,11 @@ class Dispatcher:
         event: Event,
         settings: GroupSettings,
         published_at: float | None = None,
+        pending: list[AttemptResult] | None = None,
     ) -> list[FollowUp]:
         """Send what recording claimed; for a redelivered event, whatever is still due."""
         if accepted.new:
-            return self._attempt_all(accepted.claimed, event, settings, published_at)
+            return self._attempt_all(accepted.claimed, event, settings, published_at, pending)
         due = [d.id for d in accepted.deliveries if d.status in WAITING]
         return self.send(due, event=event, settings=settings, published_at=published_at)
 
@@ -232,7 +312,13 @@ class Dispatcher:
         )
         follow_ups = self._deliver(accepted, event, settings)
         return EventOutcome(
-            event.event_id, "accepted", None, accepted.deliveries, tuple(follow_ups)
+            event.event_id,
+            "accepted",
+            None,
+            accepted.deliveries,
+            tuple(follow_ups),
+            event_type=event.type,
+            group=event.customer_group,
         )
 
     # Deliveries -------------------------------------------------------------
@@ -256,8 +342,13 @@ class Dispatcher:
         event: Event | None,
         settings: GroupSettings | None,
         published_at: float | None,
+        pending: list[AttemptResult] | None = None,
     ) -> list[FollowUp]:
-        results: list[AttemptResult] = []
+        """Attempt each claimed delivery; record outcomes now, or into ``pending``.
+
+        With ``pending`` (a batch), outcomes are written every ``FINISH_EVERY``.
+        """
+        results: list[AttemptResult] = [] if pending is None else pending
         follow_ups: list[FollowUp] = []
         for item in claimed:
             result = self._attempt(item, event, settings)
@@ -266,7 +357,11 @@ class Dispatcher:
             if result.status in (RETRYING, UNKNOWN) and result.next_attempt_at:
                 delay = max(0.0, (result.next_attempt_at - self.clock()).total_seconds())
                 follow_ups.append(FollowUp(item.delivery.id, item.delivery.lane, delay))
-        self._finish(results)
+            if pending is not None and len(results) >= FINISH_EVERY:
+                self._finish(results)
+                results.clear()
+        if pending is None:
+            self._finish(results)
         return follow_ups
 
     def _finish(self, results: list[AttemptResult]) -> None:
@@ -502,6 +597,15 @@ class TestSend:
             locale=str(locale) if locale else None,
             actor=str(raw.get("actor") or "unknown"),
         )
+
+
+def _count_event(outcome: EventOutcome) -> None:
+    rejected = outcome.status == "rejected"
+    metrics.EVENTS.labels(
+        type="invalid" if rejected else outcome.event_type,
+        group="-" if rejected else outcome.group,
+        outcome=outcome.status,
+    ).inc()
 
 
 @contextmanager

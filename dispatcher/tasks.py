@@ -107,6 +107,25 @@ def handle_event(self: Task, *args: Any, **kwargs: Any) -> None:
     schedule(outcome.follow_ups)
 
 
+@app.task(name="dispatcher.handle_events", bind=True, max_retries=None)
+def handle_events(self: Task, events: Any) -> None:
+    """Turn a batch of events (a JSON array) into e-mails, sharing database work."""
+    if not isinstance(events, list):
+        service().records.record_rejected(
+            None,
+            "a dispatcher.handle_events message takes one argument, a list of events",
+            events,
+            datetime.now(UTC),
+        )
+        return
+    try:
+        outcomes = service().handle_events(events, getattr(self.request, "published_at", None))
+    except OUTAGES as exc:
+        log.warning("batch postponed: %s", exc)
+        raise self.retry(exc=exc, countdown=_outage_delay(self.request.retries)) from None
+    schedule(f for outcome in outcomes for f in outcome.follow_ups)
+
+
 @app.task(name="dispatcher.test_send", bind=True, max_retries=None)
 def test_send(self: Task, request: dict[str, Any]) -> None:
     """Send one e-mail kind with sample data to an address, marked as a test."""

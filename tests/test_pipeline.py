@@ -346,3 +346,18 @@ def test_a_test_send_travels_the_real_path_and_is_marked(stack: Stack) -> None:
     assert message["Subject"] == "Hauptkontakt geändert"
     with pytest.raises(Exception, match="address: is not a valid e-mail address"):
         publish_test_send(group, "main_contact.old", "nope", None, "alice")
+
+
+def test_publish_many_travels_in_batches_and_delivers_each_once(stack: Stack) -> None:
+    from dispatcher.publisher import publish_many
+
+    group = group_with(stack, full())
+    people = [contact(f"many{n}") for n in range(7)]
+    events = [event(EventType.PASSWORD_RESET, group, contact=person) for person in people]
+    events.append(dict(events[0]))  # the same event twice in one call
+    ids = publish_many(events)
+    assert ids == [e["event_id"] for e in events]
+    for item in events[:7]:
+        stack.wait_status(item["event_id"], {"sent"})
+    for person in people:
+        assert len(stack.sink.messages(person["email"])) == 1

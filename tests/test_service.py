@@ -266,3 +266,42 @@ def test_invalid_event_is_rejected_with_its_reason(make: Any) -> None:
     assert rejected.event_id == "x1"
     assert rejected.reason.startswith("customer_group: is required; add it")
     assert transport.sent == []
+
+
+def test_a_batch_records_delivers_and_accounts_for_every_event(make: Any) -> None:
+    service, transport = make(TemporaryFailure("later", 451))
+    duplicate = reset_event("batch-dup")
+    service.handle_event(duplicate)
+    unknown = reset_event("batch-unknown")
+    unknown["customer_group"] = "NOPE"
+    batch = [
+        reset_event("batch-1"),
+        {"event_id": "batch-bad", "type": "password.reset"},
+        duplicate,
+        unknown,
+        reset_event("batch-2"),
+    ]
+    outcomes = service.handle_events(batch)
+    assert [(o.event_id, o.status) for o in outcomes] == [
+        ("batch-bad", "rejected"),
+        ("batch-unknown", "failed"),
+        ("batch-1", "accepted"),
+        ("batch-dup", "duplicate"),
+        ("batch-2", "accepted"),
+    ]
+    rows = {r.event_id: r for r in service.records.deliveries()}
+    assert (rows["batch-1"].status, rows["batch-2"].status) == ("sent", "sent")
+    # The duplicate's first delivery got the 451 and is retrying: not sent again here.
+    assert rows["batch-dup"].status == "retrying"
+    assert len(transport.sent) == 3
+    again = service.handle_events([reset_event("batch-1")])
+    assert [o.status for o in again] == ["duplicate"]
+    assert len(transport.sent) == 3
+
+
+def test_the_same_event_twice_in_one_batch_is_sent_once(make: Any) -> None:
+    service, transport = make()
+    outcomes = service.handle_events([reset_event("twice"), reset_event("twice")])
+    assert [o.status for o in outcomes] == ["accepted", "duplicate"]
+    assert len(transport.sent) == 1
+    assert [r.status for r in service.records.deliveries()] == ["sent"]
