@@ -31,6 +31,7 @@ from config_store.repository import (
     flatten,
 )
 from dispatcher.addresses import parse_mailbox
+from dispatcher.deadletters import ReplaySummary, replay_dead_letters
 from dispatcher.errors import (
     BrokerUnavailable,
     DispatcherError,
@@ -109,14 +110,6 @@ class PreviewOutcome:
     preview: Preview
     # Problems elsewhere in the draft that the preview worked around.
     set_aside: tuple[FieldError, ...] = ()
-
-
-@dataclass(frozen=True)
-class ReplayReport:
-    deliveries: tuple[int, ...]
-    events: tuple[str, ...]
-    skipped_deliveries: tuple[int, ...] = ()
-    skipped_events: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -484,35 +477,34 @@ class Admin:
         deliveries: Sequence[int] = (),
         events: Sequence[str] = (),
         everything: bool = False,
-    ) -> ReplayReport:
+    ) -> ReplaySummary:
         """Send dead deliveries again and re-plan failed events (all of them with ``everything``).
 
-        The same steps as ``dispatcher dead-letters replay``.
+        The same function does ``dispatcher dead-letters replay``; here each
+        replay that moved something is also recorded in the audit log.
         """
-        dispatcher = self._replayer()
-        follow_ups: list[FollowUp] = []
-        if everything or deliveries:
-            follow_ups = dispatcher.replay_dead(None if everything else list(deliveries))
-        payloads: list[Mapping[str, Any]] = []
-        if everything or events:
-            payloads = dispatcher.failed_event_payloads(None if everything else list(events))
-        moved = tuple(item.delivery_id for item in follow_ups)
-        replayed = tuple(str(payload["event_id"]) for payload in payloads)
-        if moved or replayed:
-            self.access.record(
-                actor,
-                "dead_letters.replay",
-                "dead-letters",
-                {"deliveries": list(moved), "events": list(replayed), "all": everything},
-            )
-        self.pipeline.schedule(follow_ups)
-        for payload in payloads:
-            self.pipeline.enqueue_event(parse_event(dict(payload)))
-        return ReplayReport(
-            deliveries=moved,
-            events=replayed,
-            skipped_deliveries=tuple(i for i in deliveries if i not in frozenset(moved)),
-            skipped_events=tuple(e for e in events if e not in frozenset(replayed)),
+
+        def audit(summary: ReplaySummary) -> None:
+            if summary.deliveries or summary.events:
+                self.access.record(
+                    actor,
+                    "dead_letters.replay",
+                    "dead-letters",
+                    {
+                        "deliveries": list(summary.deliveries),
+                        "events": list(summary.events),
+                        "all": everything,
+                    },
+                )
+
+        return replay_dead_letters(
+            self._replayer(),
+            self.pipeline.schedule,
+            self.pipeline.enqueue_event,
+            deliveries=deliveries,
+            events=events,
+            everything=everything,
+            before_sending=audit,
         )
 
     def _replayer(self) -> Dispatcher:
