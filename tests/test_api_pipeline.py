@@ -7,7 +7,7 @@ against real Redis, a worker and an SMTP sink.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -123,9 +123,9 @@ def record(api: Api, raw: dict[str, Any], recipient: str, *, dead: bool = False)
         ],
         1,
         NOW,
-    )
+    ).deliveries
+    # Recording claims the delivery for sending at once; finish it as dead.
     if dead:
-        records.claim([view.id], NOW, timedelta(minutes=1), timedelta(seconds=2))
         records.finish([AttemptResult(view.id, "dead", 550, "5.1.1 no such user")], NOW)
     return view.id
 
@@ -191,7 +191,8 @@ def test_replay_by_id_requeues_and_reports_what_it_left(api: Api) -> None:
     }
     assert [f.delivery_id for f in api.pipeline.scheduled] == [dead]
     records = DeliveryRecords(api.engine)
-    assert [records.delivery(i).status for i in (dead, alive)] == ["queued", "queued"]  # type: ignore[union-attr]
+    # The dead one is queued again; the live one stays as recording left it (claimed).
+    assert [records.delivery(i).status for i in (dead, alive)] == ["queued", "sending"]  # type: ignore[union-attr]
     [entry] = [e for e in api.get("/v1/audit").json() if e["action"] == "dead_letters.replay"]
     assert entry["diff"] == {"deliveries": [dead], "events": [], "all": False}
     assert entry["actor"] == "admin"
