@@ -61,7 +61,7 @@ from dispatcher.transport import (
 log = logging.getLogger("dispatcher.delivery")
 
 # In a batch, outcomes are written to the record every this many e-mails.
-FINISH_EVERY = 20
+FINISH_EVERY = 10
 # A delivery claimed by a worker counts as due this much early, so that a
 # retry task firing a moment before its due time (clock skew) still runs.
 CLAIM_SLACK = timedelta(seconds=2)
