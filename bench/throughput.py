@@ -216,7 +216,7 @@ class Ours:
         self.worker.stop()
         self.sink.stop()
         self.engine.dispose()
-        self.cleanup()  # type: ignore[operator]
+        self.cleanup()
         purge_broker(os.environ["DISPATCHER_BROKER_PREFIX"])
 
     def events(self, count: int, tag: str, event_type: Any = None) -> list[dict[str, Any]]:

@@ -119,6 +119,22 @@ class AcceptRequest:
     test: bool = False
 
 
+def _event_row(
+    payload: Mapping[str, Any], lane: str, now: datetime, outcome: str, reason: str | None
+) -> dict[str, Any]:
+    return {
+        "event_id": payload["event_id"],
+        "type": payload["type"],
+        "customer_group": payload["customer_group"],
+        "lane": lane,
+        "received_at": now,
+        "occurred_at": payload.get("occurred_at"),
+        "payload": dict(payload),
+        "outcome": outcome,
+        "reason": clip(reason),
+    }
+
+
 def _delivery_row(
     event_pk: int, item: AcceptRequest, planned: NewDelivery, now: datetime
 ) -> dict[str, Any]:
@@ -273,17 +289,7 @@ class DeliveryRecords:
         with connection_scope(self.engine) as connection:
             event_pk = connection.scalar(
                 self._insert(events)
-                .values(
-                    event_id=payload["event_id"],
-                    type=payload["type"],
-                    customer_group=payload["customer_group"],
-                    lane=lane,
-                    received_at=now,
-                    occurred_at=payload.get("occurred_at"),
-                    payload=dict(payload),
-                    outcome=ACCEPTED,
-                    reason=None,
-                )
+                .values(**_event_row(payload, lane, now, ACCEPTED, None))
                 .on_conflict_do_nothing(index_elements=["event_id"])
                 .returning(events.c.id)
             )
@@ -318,9 +324,7 @@ class DeliveryRecords:
             views = tuple(sorted((_row_view(r) for r in rows), key=lambda v: v.id))
             return Accepted(views, tuple(Claimed(v, payload) for v in views), new=True)
 
-    def record_accepted_many(
-        self, items: Sequence[AcceptRequest], now: datetime
-    ) -> list[Accepted]:
+    def record_accepted_many(self, items: Sequence[AcceptRequest], now: datetime) -> list[Accepted]:
         """Record many events and claim their deliveries in one transaction.
 
         The batch form of ``record_accepted``, for a task that carries many
@@ -339,20 +343,7 @@ class DeliveryRecords:
                 self._insert(events)
                 .on_conflict_do_nothing(index_elements=["event_id"])
                 .returning(events.c.id, events.c.event_id),
-                [
-                    {
-                        "event_id": item.payload["event_id"],
-                        "type": item.payload["type"],
-                        "customer_group": item.payload["customer_group"],
-                        "lane": item.lane,
-                        "received_at": now,
-                        "occurred_at": item.payload.get("occurred_at"),
-                        "payload": dict(item.payload),
-                        "outcome": ACCEPTED,
-                        "reason": None,
-                    }
-                    for item in items
-                ],
+                [_event_row(item.payload, item.lane, now, ACCEPTED, None) for item in items],
             ).all()
             inserted = {row.event_id: row.id for row in rows}
             # The same event twice in one batch: only its first copy counts.
@@ -383,7 +374,11 @@ class DeliveryRecords:
             if event_id not in inserted:
                 result.append(
                     self.record_accepted(
-                        item.payload, item.lane, item.planned, item.settings_version, now,
+                        item.payload,
+                        item.lane,
+                        item.planned,
+                        item.settings_version,
+                        now,
                         test=item.test,
                     )
                 )
@@ -413,17 +408,7 @@ class DeliveryRecords:
     ) -> tuple[EventRecord, bool]:
         inserted = session.scalar(
             self._insert(EventRecord)
-            .values(
-                event_id=payload["event_id"],
-                type=payload["type"],
-                customer_group=payload["customer_group"],
-                lane=lane,
-                received_at=now,
-                occurred_at=payload.get("occurred_at"),
-                payload=dict(payload),
-                outcome=outcome,
-                reason=clip(reason),
-            )
+            .values(**_event_row(payload, lane, now, outcome, reason))
             .on_conflict_do_nothing(index_elements=["event_id"])
             .returning(EventRecord.id)
         )

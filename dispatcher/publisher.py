@@ -21,17 +21,16 @@ def _payload(event: Event) -> dict[str, Any]:
     return event.model_dump(mode="json", exclude_none=True)
 
 
-def enqueue(event: Event) -> None:
-    """Put one validated event on its lane's queue; raise ``BrokerUnavailable``."""
+def _send_task(task: str, argument: Any, queue: str, what: str) -> None:
+    """Send one task message; raise ``BrokerUnavailable`` saying what was not enqueued."""
     from kombu.exceptions import OperationalError
 
     from dispatcher.celery_app import app
 
-    queue = queue_for(lane_for_event(event.type))
     try:
         app.send_task(
-            TASK_NAME,
-            args=[_payload(event)],
+            task,
+            args=[argument],
             queue=queue,
             routing_key=queue,
             retry=True,
@@ -44,8 +43,14 @@ def enqueue(event: Event) -> None:
 
         raise BrokerUnavailable(
             f"cannot reach the broker at {redact_url(get_settings().broker_url)} ({exc}); "
-            "nothing was enqueued: check DISPATCHER_BROKER_URL and that Redis is running"
+            f"{what}: check DISPATCHER_BROKER_URL and that Redis is running"
         ) from None
+
+
+def enqueue(event: Event) -> None:
+    """Put one validated event on its lane's queue; raise ``BrokerUnavailable``."""
+    queue = queue_for(lane_for_event(event.type))
+    _send_task(TASK_NAME, _payload(event), queue, "nothing was enqueued")
     metrics.PUBLISHED.labels(type=event.type).inc()
 
 
@@ -57,9 +62,7 @@ def publish_test_send(group: str, kind: str, address: str, locale: str | None, a
     """
     import uuid
 
-    from kombu.exceptions import OperationalError
-
-    from dispatcher.celery_app import app
+    from dispatcher.kinds import KIND_BY_NAME
     from dispatcher.service import TestSend
 
     request = {
@@ -71,20 +74,8 @@ def publish_test_send(group: str, kind: str, address: str, locale: str | None, a
         "actor": actor,
     }
     test = TestSend.parse(request)
-    from dispatcher.kinds import KIND_BY_NAME
-
     queue = queue_for(KIND_BY_NAME[test.kind].lane)
-    try:
-        app.send_task(
-            "dispatcher.test_send",
-            args=[request],
-            queue=queue,
-            routing_key=queue,
-            retry=True,
-            retry_policy=_RETRY_POLICY,
-        )
-    except (OperationalError, OSError) as exc:
-        raise BrokerUnavailable(f"cannot reach the broker ({exc}); nothing was enqueued") from None
+    _send_task("dispatcher.test_send", request, queue, "the test send was not enqueued")
     return test.event_id
 
 
@@ -131,33 +122,18 @@ def publish_many(events: Iterable[object]) -> list[str]:
 
 def enqueue_many(events: Sequence[Event]) -> None:
     """Put validated events on their lanes' queues, in batches."""
-    from kombu.exceptions import OperationalError
-
-    from dispatcher.celery_app import app
-
     by_lane: dict[str, list[Event]] = {}
     for event in events:
         by_lane.setdefault(queue_for(lane_for_event(event.type)), []).append(event)
     for queue, items in by_lane.items():
         for start in range(0, len(items), BATCH_SIZE):
             chunk = items[start : start + BATCH_SIZE]
-            try:
-                app.send_task(
-                    BATCH_TASK_NAME,
-                    args=[[_payload(event) for event in chunk]],
-                    queue=queue,
-                    routing_key=queue,
-                    retry=True,
-                    retry_policy=_RETRY_POLICY,
-                    headers={"published_at": time.time()},
-                )
-            except (OperationalError, OSError) as exc:
-                from dispatcher.settings import get_settings, redact_url
-
-                raise BrokerUnavailable(
-                    f"cannot reach the broker at {redact_url(get_settings().broker_url)} "
-                    f"({exc}); {start} of {len(items)} events for {queue} were enqueued before: "
-                    "publishing them again is safe (event_id makes it idempotent)"
-                ) from None
+            _send_task(
+                BATCH_TASK_NAME,
+                [_payload(event) for event in chunk],
+                queue,
+                f"{start} of {len(items)} events for {queue} were enqueued before; publishing "
+                "them again is safe (event_id makes it idempotent)",
+            )
             for event in chunk:
                 metrics.PUBLISHED.labels(type=event.type).inc()

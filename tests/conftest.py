@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # Every Redis key of this test run carries its own prefix, so that runs and
@@ -43,22 +43,32 @@ def service_missing(name: str, reason: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def postgres_schema_url() -> Iterator[str]:
-    """A fresh schema in the PostgreSQL test database for this test session."""
+def new_postgres_schema(prefix: str) -> tuple[str, Callable[[], None]]:
+    """A fresh, empty schema in the PostgreSQL test database: its URL and how to drop it."""
     admin = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3}, pool_pre_ping=True)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         with admin.begin() as connection:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     except Exception as exc:
         admin.dispose()
         service_missing("PostgreSQL", str(exc).splitlines()[0])
+
+    def drop() -> None:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
     separator = "&" if "?" in POSTGRES_URL else "?"
-    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    return f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}", drop
+
+
+@pytest.fixture(scope="session")
+def postgres_schema_url() -> Iterator[str]:
+    """A fresh schema in the PostgreSQL test database for this test session."""
+    url, drop = new_postgres_schema("t")
+    yield url
+    drop()
 
 
 @pytest.fixture(scope="session")
@@ -127,30 +137,13 @@ def require_redis() -> None:
         client.close()
 
 
-def fresh_database(kind: str, directory: Path) -> tuple[str, object]:
+def fresh_database(kind: str, directory: Path) -> tuple[str, Callable[[], None]]:
     """A new, migrated database of ``kind``; returns its URL and a cleanup callable."""
     if kind == "sqlite":
-        url = f"sqlite:///{directory / 'pipeline.db'}"
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        return url, lambda: None
-    schema = f"p_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3}, pool_pre_ping=True)
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:
-        admin.dispose()
-        service_missing("PostgreSQL", str(exc).splitlines()[0])
-    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+        url, cleanup = f"sqlite:///{directory / 'pipeline.db'}", (lambda: None)
+    else:
+        url, cleanup = new_postgres_schema("p")
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
-
-    def drop() -> None:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-    return url, drop
+    return url, cleanup

@@ -328,7 +328,7 @@ def fault_stack(kind: str, directory: Path, **env: str) -> Iterator[FaultStack]:
         stack.sink.stop()
         stack.redis.kill()
         engine.dispose()
-        cleanup()  # type: ignore[operator]
+        cleanup()
         use_broker(os.environ["DISPATCHER_BROKER_URL"], os.environ["DISPATCHER_BROKER_PREFIX"])
 
 

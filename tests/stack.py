@@ -94,7 +94,7 @@ def running_stack(kind: str, directory: Path, **extra_env: str) -> Iterator[Stac
         worker.stop()
         sink.stop()
         engine.dispose()
-        cleanup()  # type: ignore[operator]
+        cleanup()
         purge_broker(prefix)
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 
 from config_store.database import (
     current_revision,
@@ -21,7 +20,7 @@ from config_store.database import (
 )
 from config_store.models import Base
 from dispatcher.errors import SchemaNotReady
-from tests.conftest import POSTGRES_URL, service_missing
+from tests.conftest import new_postgres_schema
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -31,19 +30,11 @@ def empty_engine(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]: 
         yield engine
         engine.dispose()
         return
-    schema = f"m_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:
-        service_missing("PostgreSQL", str(exc).splitlines()[0])
-    engine = make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
+    url, drop = new_postgres_schema("m")
+    engine = make_engine(url)
     yield engine
     engine.dispose()
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    drop()
 
 
 def test_upgrade_builds_the_models_schema_and_downgrade_removes_it(empty_engine: Engine) -> None:
