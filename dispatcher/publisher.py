@@ -125,15 +125,17 @@ def enqueue_many(events: Sequence[Event]) -> None:
     by_lane: dict[str, list[Event]] = {}
     for event in events:
         by_lane.setdefault(queue_for(lane_for_event(event.type)), []).append(event)
+    done = 0
     for queue, items in by_lane.items():
         for start in range(0, len(items), BATCH_SIZE):
             chunk = items[start : start + BATCH_SIZE]
-            _send_task(
-                BATCH_TASK_NAME,
-                [_payload(event) for event in chunk],
-                queue,
-                f"{start} of {len(items)} events for {queue} were enqueued before; publishing "
-                "them again is safe (event_id makes it idempotent)",
+            what = (
+                "nothing was enqueued"
+                if done == 0
+                else f"{done} of {len(events)} events were enqueued before; publishing all of "
+                "them again is safe (event_id makes it idempotent)"
             )
+            _send_task(BATCH_TASK_NAME, [_payload(event) for event in chunk], queue, what)
+            done += len(chunk)
             for event in chunk:
                 metrics.PUBLISHED.labels(type=event.type).inc()

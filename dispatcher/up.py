@@ -140,7 +140,7 @@ def run(*, demo: bool, data_dir: Path, host: str, port: int, echo: Callable[[str
         if not api_up:
             echo("the admin API did not start; see " + str(data_dir / "logs" / "api.log"))
         echo("")
-        echo(f"  web UI and API   {url}   (API documentation: {url}docs)")
+        echo(f"  web UI and API   {url}   (OpenAPI document: {url}openapi.json)")
         if token:
             echo(f"  admin token      {token}")
             echo("                   shown once; sign in with it, keep it safe")
