@@ -71,8 +71,13 @@ def use_broker(url: str, prefix: str = "") -> None:
     For processes that learn their broker after import (tests that run their
     own Redis). Workers read DISPATCHER_BROKER_URL at start instead.
     """
+    import kombu.pools
+
     if app.pool is not None:
         app.pool.force_close_all()
+    # kombu keeps pools per connection URL in a registry of its own; a closed
+    # pool left there would be handed out again when the URL comes back.
+    kombu.pools.reset()
     app.conf.broker_url = url
     app.conf.broker_transport_options = {**_transport_options, "global_keyprefix": prefix}
     # Celery resets its connection and producer pools this way after a fork.
