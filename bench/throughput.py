@@ -205,9 +205,11 @@ class Ours:
             "DISPATCHER_SMTP_PORT": str(self.sink.port),
             "DISPATCHER_WORKER_METRICS_PORT": "0",
         }
-        self.worker = Worker(env, self.directory / "ours-worker.log")
+        # The last --concurrency wins over the harness's default of two.
+        self.worker = Worker(
+            env, self.directory / "ours-worker.log", args=(f"--concurrency={self.workers}",)
+        )
         self.worker.start()
-        # Replace --concurrency=2 default of the test harness when asked.
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -290,7 +292,7 @@ def run_ours(directory: Path, database: str, count: int, workers: int) -> dict[s
         last = wait_count(ours.sink, base + count, 600)
         single_seconds = last - started
         single_acceptance = ours.acceptance(single_sent)
-        # (2) The same number through publish_many(): batches of 50 per task.
+        # (2) The same number through publish_many(): BATCH_SIZE events per task.
         base = len(ours.sink.messages())
         started = time.time()
         bulk_sent = ours.publish_bulk(count, "bulk")

@@ -14,7 +14,7 @@ from celery import Celery
 from kombu import Queue
 
 from dispatcher import broker_guard
-from dispatcher.kinds import ALL_QUEUES, MAINTENANCE_QUEUE, Lane, queue_for
+from dispatcher.kinds import MAINTENANCE_QUEUE, Lane, queue_for
 from dispatcher.settings import get_settings
 
 broker_guard.install()
@@ -40,7 +40,14 @@ _transport_options = {
     # A worker killed while holding the restore mutex would otherwise block
     # every restore for five minutes; a scan takes milliseconds.
     "unacked_mutex_expire": 30,
+    # Take work from the queues in the order of CONSUME_ORDER, not round robin:
+    # a worker that serves every lane takes a waiting password reset as soon as
+    # one of its processes is free, however long the bulk queue is.
+    "queue_order_strategy": "priority",
 }
+# Interactive first; the sweeper's few tasks before a batch so that it never
+# starves behind one.
+CONSUME_ORDER = (queue_for(Lane.INTERACTIVE), MAINTENANCE_QUEUE, queue_for(Lane.BULK))
 
 app = Celery("dispatcher", broker=_settings.broker_url, include=["dispatcher.tasks"])
 app.conf.update(
@@ -60,7 +67,7 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_time_limit=TASK_TIME_LIMIT,
     task_soft_time_limit=TASK_SOFT_TIME_LIMIT,
-    task_queues=[Queue(name, routing_key=name) for name in ALL_QUEUES],
+    task_queues=[Queue(name, routing_key=name) for name in CONSUME_ORDER],
     task_default_queue=queue_for(Lane.BULK),
     task_routes={"dispatcher.sweep": {"queue": MAINTENANCE_QUEUE}},
     worker_consumer="dispatcher.tasks:RecordingConsumer",

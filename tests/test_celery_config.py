@@ -29,3 +29,14 @@ def test_nothing_waits_or_runs_as_long_as_the_visibility_timeout() -> None:
     assert app.conf.task_reject_on_worker_lost
     assert app.conf.worker_prefetch_multiplier == 1
     assert app.conf.accept_content == ["json"]
+
+
+def test_workers_take_interactive_work_first_and_never_starve_the_sweeper() -> None:
+    from dispatcher.celery_app import CONSUME_ORDER
+    from dispatcher.kinds import ALL_QUEUES, MAINTENANCE_QUEUE, Lane, queue_for
+
+    assert sorted(CONSUME_ORDER) == sorted(ALL_QUEUES)
+    assert CONSUME_ORDER[0] == queue_for(Lane.INTERACTIVE)
+    assert CONSUME_ORDER.index(MAINTENANCE_QUEUE) < CONSUME_ORDER.index(queue_for(Lane.BULK))
+    assert [q.name for q in app.conf.task_queues] == list(CONSUME_ORDER)
+    assert app.conf.broker_transport_options["queue_order_strategy"] == "priority"
