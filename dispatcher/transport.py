@@ -138,6 +138,15 @@ class SmtpTransport:
         self.config = config
         self._conn: _TrackingSMTP | None = None
         self._sent_on_connection = 0
+        self._tls_context: ssl.SSLContext | None = None
+
+    def _context(self) -> ssl.SSLContext:
+        # Loading the system's certificate store costs tens of milliseconds,
+        # as much as sending dozens of messages: do it once per process, and
+        # only for a connection that uses TLS.
+        if self._tls_context is None:
+            self._tls_context = ssl.create_default_context()  # Verifies certificates and names.
+        return self._tls_context
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -155,16 +164,17 @@ class SmtpTransport:
 
     def _open(self) -> _TrackingSMTP:
         cfg = self.config
-        context = ssl.create_default_context()  # Verifies certificates and host names.
         conn: _TrackingSMTP | None = None
         try:
             if cfg.security == "tls":
-                conn = _TrackingSMTPSSL(cfg.host, cfg.port, timeout=cfg.timeout, context=context)
+                conn = _TrackingSMTPSSL(
+                    cfg.host, cfg.port, timeout=cfg.timeout, context=self._context()
+                )
             else:
                 conn = _TrackingSMTP(cfg.host, cfg.port, timeout=cfg.timeout)
             conn.ehlo()
             if cfg.security == "starttls":
-                conn.starttls(context=context)
+                conn.starttls(context=self._context())
                 conn.ehlo()
             if cfg.username:
                 conn.login(cfg.username, cfg.password or "")
