@@ -7,11 +7,13 @@ messages (the built-in validation e-mail, rendered for N recipients):
   b. naive  one Celery task per e-mail, Jinja2, a new SMTP connection each
   c. ours   events published, delivered and recorded end to end
 
-    python -m bench.throughput [--emails 3000] [--database postgres|sqlite] [--json out.json]
+    python -m bench.throughput [--emails 5000] [--database postgres|sqlite] [--json out.json]
 
-Prints e-mails per second, the ratios ours/naive and ours/raw, publish and
-event-to-acceptance latency, the p99 of password-reset latency while a
-10,000-e-mail batch drains, and worker memory after 5,000 and 20,000 e-mails.
+Prints e-mails per second, the ratios ours/naive and ours/raw, publish
+latency, event-to-acceptance latency (at an everyday 50 events a second and
+within the bursts), the p99 of password-reset latency while a 10,000-e-mail
+batch drains, and worker memory after 5,000 and 20,000 e-mails. The raw
+ceiling is the best of three runs.
 """
 
 from __future__ import annotations
@@ -96,20 +98,26 @@ def messages_for(count: int) -> list[tuple[str, Any]]:
     return result
 
 
-def run_raw(directory: Path, count: int) -> dict[str, float]:
+def run_raw(directory: Path, count: int) -> dict[str, Any]:
     from tests.harness import Sink
 
-    sink = Sink(directory / "raw-sink").start()
-    try:
-        prepared = messages_for(count)
-        started = time.time()
-        with smtplib.SMTP("127.0.0.1", sink.port) as smtp:
-            for address, message in prepared:
-                smtp.send_message(message, "portal@example.com", [address])
-        last = wait_count(sink, count, 120)
-        return {"emails": count, "seconds": last - started, "per_second": count / (last - started)}
-    finally:
-        sink.stop()
+    prepared = messages_for(count)
+    rates = []
+    # The ceiling is the best of three runs: a short run is at the mercy of
+    # whatever else the machine does, and a low ceiling would flatter us.
+    for attempt in range(3):
+        sink = Sink(directory / f"raw-sink-{attempt}").start()
+        try:
+            started = time.time()
+            with smtplib.SMTP("127.0.0.1", sink.port) as smtp:
+                for address, message in prepared:
+                    smtp.send_message(message, "portal@example.com", [address])
+            last = wait_count(sink, count, 120)
+            rates.append(count / (last - started))
+        finally:
+            sink.stop()
+    best = max(rates)
+    return {"emails": count, "seconds": count / best, "per_second": best, "runs": rates}
 
 
 def run_naive(directory: Path, count: int, workers: int) -> dict[str, float]:
@@ -285,6 +293,16 @@ def run_ours(directory: Path, database: str, count: int, workers: int) -> dict[s
         finally:
             os.killpg(worker_group, signal.SIGCONT)
         wait_count(ours.sink, 2050, 600)
+        # (0b) Event-to-acceptance when the workers keep up: 50 events a
+        # second, one publish() each, as a portal's everyday traffic.
+        base = len(ours.sink.messages())
+        steady_sent: dict[str, float] = {}
+        for event in ours.events(300, "steady"):
+            steady_sent[event["contact"]["email"]] = time.time()
+            publish(event)
+            time.sleep(0.02)
+        wait_count(ours.sink, base + 300, 120)
+        steady_acceptance = ours.acceptance(steady_sent)
         # (1) One task per event, publish() per event, while workers run.
         base = len(ours.sink.messages())
         started = time.time()
@@ -339,6 +357,7 @@ def run_ours(directory: Path, database: str, count: int, workers: int) -> dict[s
             "event_to_acceptance_ms": spread(bulk_acceptance),
         },
         "per_second": count / bulk_seconds,
+        "event_to_acceptance_ms_at_50_per_second": spread(steady_acceptance),
         "publish_ms": spread(publish_ms),
         "publish_ms_while_workers_share_the_cores": spread(busy_publish_ms),
         "password_reset_during_batch_ms": {
@@ -356,7 +375,7 @@ def run_ours(directory: Path, database: str, count: int, workers: int) -> dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--emails", type=int, default=3000)
+    parser.add_argument("--emails", type=int, default=5000)
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
@@ -392,6 +411,15 @@ def main() -> None:
         f"{ours['single']['per_second']:.0f}/s)  "
         f"ours/naive {result['ratios']['ours_over_naive']:.2f}  "
         f"ours/raw {result['ratios']['ours_over_raw']:.2f}"
+    )
+    print(
+        f"publish p50/p99 {ours['publish_ms']['p50']:.2f}/{ours['publish_ms']['p99']:.2f} ms  "
+        "event-to-acceptance p50/p99 at 50 events/s "
+        f"{ours['event_to_acceptance_ms_at_50_per_second']['p50']:.0f}/"
+        f"{ours['event_to_acceptance_ms_at_50_per_second']['p99']:.0f} ms  "
+        f"reset p99 during the batch {ours['password_reset_during_batch_ms']['p99']:.0f} ms  "
+        f"worker RSS {ours['worker_rss_mb']['after_5k']:.0f} -> "
+        f"{ours['worker_rss_mb']['after_20k']:.0f} MB"
     )
     for target, met in result["targets"].items():
         print(f"  {'met ' if met else 'MISS'}  {target}")
