@@ -1,4 +1,4 @@
-"""Keep a worker alive when something that is not a message lands on a queue.
+"""Keep a worker alive when a queue holds garbage or the broker goes away.
 
 kombu's Redis transport decodes each queue item as a JSON envelope inside its
 event loop; an item that is not one (bytes pushed by hand, a broken client)
@@ -6,8 +6,18 @@ raises there and stops the whole worker ("Unrecoverable error"), and the
 item is lost. The channel below decodes queue items defensively: such an
 item becomes an envelope that Celery cannot decode, so it takes the ordinary
 decode-error path, where our consumer records it as a rejected message and
-acknowledges it. Everything else (acknowledgements, the restore of unacked
-messages) is kombu's own code, untouched.
+acknowledges it.
+
+When the broker goes away, Celery 5.7 may close a consumer's connection after
+kombu has already detached it from its transport; closing the channel then
+tries to put its unacknowledged messages back through a connection that no
+longer knows its address and raises AttributeError, which stops the worker
+("Unrecoverable error"). The channel below reports that case as the
+connection error it is, which Celery handles by reconnecting; the messages
+stay in Redis's unacked set and come back after the visibility timeout.
+
+Everything else (acknowledgements, the restore of unacked messages) is
+kombu's own code, untouched.
 """
 
 from __future__ import annotations
@@ -56,6 +66,14 @@ def decode_envelope(item: Any) -> dict[str, Any]:
 
 class GuardedChannel(redis_transport.Channel):  # type: ignore[misc]
     """kombu's Redis channel with a defensive decode of queue items."""
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        if self.connection.client is None:
+            raise redis_transport.redis.ConnectionError(
+                "the broker connection was closed; reconnect to use this channel"
+            )
+        params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)
+        return params
 
     def _brpop_read(self, **options: Any) -> bool:
         # Mirrors kombu.transport.redis.Channel._brpop_read (kombu 5.x) except
