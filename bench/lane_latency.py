@@ -68,7 +68,7 @@ def main() -> None:
             publish(event)
             time.sleep(0.1)
         wait_for(
-            lambda: len(stack.sink.messages()) >= args.batch + args.resets,
+            lambda: stack.sink.count() >= args.batch + args.resets,
             600,
             "every e-mail to arrive",
             interval=0.2,

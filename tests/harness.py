@@ -108,6 +108,11 @@ class Sink:
             return entries
         return [e for e in entries if recipient in e["rcpt_tos"]]
 
+    def count(self) -> int:
+        """How many messages arrived: complete index lines, without parsing them."""
+        index = self.directory / "index.jsonl"
+        return index.read_bytes().count(b"\n") if index.exists() else 0
+
     def eml(self, entry: dict[str, Any]) -> bytes:
         return (self.directory / entry["file"]).read_bytes()
 
