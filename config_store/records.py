@@ -387,6 +387,19 @@ class DeliveryRecords:
             result.append(Accepted(views, tuple(Claimed(v, item.payload) for v in views), True))
         return result
 
+    def recorded_events(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of these events the record holds (in any outcome)."""
+        found: set[str] = set()
+        with session_scope(self.engine) as session:
+            for start in range(0, len(event_ids), 500):
+                chunk = list(event_ids[start : start + 500])
+                found.update(
+                    session.scalars(
+                        select(EventRecord.event_id).where(EventRecord.event_id.in_(chunk))
+                    )
+                )
+        return found
+
     def record_failed(
         self, payload: Mapping[str, Any], lane: str, reason: str, now: datetime
     ) -> EventView:

@@ -98,3 +98,6 @@ def use_broker(url: str, prefix: str = "") -> None:
     app.conf.broker_transport_options = {**_transport_options, "global_keyprefix": prefix}
     # Celery resets its connection and producer pools this way after a fork.
     app._after_fork()
+    from dispatcher import publisher
+
+    publisher.drop_journal()

@@ -36,6 +36,10 @@ EMAILS = Counter(
     "Delivery attempts by e-mail kind and resulting status.",
     ["kind", "status"],
 )
+RESCUED = Counter(
+    "dispatcher_events_rescued_total",
+    "Accepted events lost between Redis and a worker, enqueued again from the journal.",
+)
 RETRIES = Counter(
     "dispatcher_retries_total", "Attempts that will be tried again, by kind.", ["kind"]
 )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from dispatcher import metrics
 from dispatcher.errors import BrokerUnavailable, FieldError, InvalidEvent
 from dispatcher.events import Event, parse_event
+from dispatcher.journal import Entry, Journal, Rescue, rescue
 from dispatcher.kinds import lane_for_event, queue_for
 
 TASK_NAME = "dispatcher.handle_event"
@@ -19,6 +21,74 @@ _RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "i
 
 def _payload(event: Event) -> dict[str, Any]:
     return event.model_dump(mode="json", exclude_none=True)
+
+
+_journal: Journal | None = None
+_journal_url: str | None = None
+
+
+def journal() -> Journal | None:
+    """This process's journal on the broker's Redis; None for another broker."""
+    global _journal, _journal_url
+    from dispatcher.celery_app import app
+
+    url = str(app.conf.broker_url)
+    if _journal is not None and _journal_url == url:
+        return _journal
+    if not url.startswith(("redis://", "rediss://", "unix://", "redis+socket://")):
+        return None
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    client = redis.Redis.from_url(
+        url.replace("redis+socket://", "unix://"),
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        # One immediate retry renews a connection that a Redis restart broke;
+        # more, with backoff, would keep a publisher waiting on a Redis that is down.
+        retry=Retry(NoBackoff(), 1),
+    )
+    prefix = str(app.conf.broker_transport_options.get("global_keyprefix", ""))
+    _journal, _journal_url = Journal(client, prefix), url
+    return _journal
+
+
+def drop_journal() -> None:
+    """Forget the journal client (the broker changed)."""
+    global _journal, _journal_url
+    if _journal is not None:
+        _journal.client.close()
+    _journal, _journal_url = None, None
+
+
+def _file(entries: Sequence[Entry], what: str) -> None:
+    """File events in the journal before they are enqueued; raise ``BrokerUnavailable``."""
+    target = journal()
+    if target is None:
+        return
+    import redis
+
+    try:
+        target.file(entries, time.time())
+    except redis.RedisError as exc:
+        from dispatcher.settings import get_settings, redact_url
+
+        raise BrokerUnavailable(
+            f"cannot reach the broker at {redact_url(get_settings().broker_url)} ({exc}); "
+            f"{what}: check DISPATCHER_BROKER_URL and that Redis is running"
+        ) from None
+
+
+def _unfile(entries: Sequence[Entry]) -> None:
+    """Best effort after a failed enqueue; a leftover entry is only sent once more."""
+    target = journal()
+    if target is None:
+        return
+    import redis
+
+    with contextlib.suppress(redis.RedisError):
+        target.forget(e.event_id for e in entries)
 
 
 def _send_task(task: str, argument: Any, queue: str, what: str) -> None:
@@ -50,7 +120,14 @@ def _send_task(task: str, argument: Any, queue: str, what: str) -> None:
 def enqueue(event: Event) -> None:
     """Put one validated event on its lane's queue; raise ``BrokerUnavailable``."""
     queue = queue_for(lane_for_event(event.type))
-    _send_task(TASK_NAME, _payload(event), queue, "nothing was enqueued")
+    payload = _payload(event)
+    entries = [Entry(event.event_id, queue, payload)]
+    _file(entries, "nothing was enqueued")
+    try:
+        _send_task(TASK_NAME, payload, queue, "nothing was enqueued")
+    except BrokerUnavailable:
+        _unfile(entries)
+        raise
     metrics.PUBLISHED.labels(type=event.type).inc()
 
 
@@ -135,7 +212,55 @@ def enqueue_many(events: Sequence[Event]) -> None:
                 else f"{done} of {len(events)} events were enqueued before; publishing all of "
                 "them again is safe (event_id makes it idempotent)"
             )
-            _send_task(BATCH_TASK_NAME, [_payload(event) for event in chunk], queue, what)
+            payloads = [_payload(event) for event in chunk]
+            entries = [Entry(e.event_id, queue, p) for e, p in zip(chunk, payloads, strict=True)]
+            _file(entries, what)
+            try:
+                _send_task(BATCH_TASK_NAME, payloads, queue, what)
+            except BrokerUnavailable:
+                _unfile(entries)
+                raise
             done += len(chunk)
             for event in chunk:
                 metrics.PUBLISHED.labels(type=event.type).inc()
+
+
+JOURNAL_ROUND = 5000
+
+
+def rescue_journal(recorded: Callable[[list[str]], set[str]], grace: float) -> Rescue | None:
+    """Enqueue again the accepted events that never reached the record (see journal.py)."""
+    target = journal()
+    if target is None:
+        return None
+    import redis
+
+    from dispatcher.queues import queue_depth
+
+    forgotten = waiting = 0
+    requeued: list[Entry] = []
+    # Rounds of 5,000 until nothing old is left, so that the journal keeps up
+    # with any rate; the bound only keeps one sweep from running for ever.
+    for _ in range(50):
+        try:
+            result = rescue(
+                target,
+                recorded,
+                lambda queue: queue_depth(target.client, target.prefix, queue) == 0,
+                time.time(),
+                grace,
+                limit=JOURNAL_ROUND,
+            )
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"the journal cannot be read: {exc}") from None
+        for entry in result.requeued:
+            _send_task(TASK_NAME, entry.event, entry.queue, "it stays in the journal")
+            metrics.RESCUED.inc()
+        forgotten += result.forgotten
+        waiting += result.waiting
+        requeued.extend(result.requeued)
+        if result.forgotten + len(result.requeued) + result.waiting < JOURNAL_ROUND:
+            break
+        if result.forgotten == 0:
+            break  # Only waiting entries are left at the front.
+    return Rescue(forgotten, requeued, waiting)

@@ -32,6 +32,14 @@ def _keys(prefix: str, queue: str) -> list[str]:
     ]
 
 
+def queue_depth(client: Any, prefix: str, queue: str) -> int:
+    """Messages waiting in one queue, all priority steps."""
+    with client.pipeline(transaction=False) as pipe:
+        for key in _keys(prefix, queue):
+            pipe.llen(key)
+        return int(sum(pipe.execute()))
+
+
 def redis_client(settings: Settings) -> Any:
     import redis
 

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     retry_max_seconds: float = Field(default=900.0, gt=0)
     retry_max_attempts: int = Field(default=8, ge=1, le=100)
     sweep_interval_seconds: float = Field(default=10.0, gt=0)
+    # The sweeper enqueues again an event publish() accepted that the database
+    # does not hold after this long, once its lane's queue is empty (journal.py).
+    journal_grace_seconds: float = Field(default=60.0, ge=5)
     # At most this many password-reset (and, separately, forgotten-user-name)
     # e-mails to one address per window; the excess is suppressed. 0: no limit.
     cooldown_limit: int = Field(default=5, ge=0)

@@ -149,11 +149,23 @@ def send_delivery(self: Task, delivery_id: int) -> None:
 
 @app.task(name="dispatcher.sweep", bind=True, max_retries=0)
 def sweep(self: Task) -> None:
-    """Re-enqueue deliveries whose task was lost or whose worker died."""
+    """Re-enqueue deliveries whose task was lost or whose worker died, and lost events."""
+    from dispatcher import publisher
+    from dispatcher.errors import BrokerUnavailable
+
     try:
         schedule(service().sweep())
-    except OUTAGES as exc:  # The next sweep comes soon; nothing is lost meanwhile.
+        rescued = publisher.rescue_journal(
+            service().records.recorded_events, service().config.journal_grace_seconds
+        )
+    except (*OUTAGES, BrokerUnavailable) as exc:  # The next sweep comes soon.
         log.warning("sweep skipped: %s", exc)
+        return
+    if rescued is not None and rescued.requeued:
+        log.warning(
+            "sweep re-enqueues %d accepted events that never reached a worker",
+            len(rescued.requeued),
+        )
 
 
 class RecordingConsumer(Consumer):  # type: ignore[misc]
