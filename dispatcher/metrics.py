@@ -114,6 +114,16 @@ class StateCollector(Collector):
                 "Age of the oldest unacknowledged message.",
                 value=state.oldest_unacked_seconds or 0.0,
             )
+            yield GaugeMetricFamily(
+                "dispatcher_journal_events",
+                "Accepted events in the journal: recent ones, and any not yet recorded.",
+                value=state.journal,
+            )
+            yield GaugeMetricFamily(
+                "dispatcher_journal_oldest_seconds",
+                "Age of the oldest journal entry; about the grace period when all is well.",
+                value=state.oldest_journal_seconds or 0.0,
+            )
             if self.include_workers:
                 yield GaugeMetricFamily(
                     "dispatcher_workers", "Workers that answered a ping.", value=self._count()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dispatcher.errors import BrokerUnavailable
+from dispatcher.journal import INDEX as JOURNAL_INDEX
 from dispatcher.kinds import ALL_QUEUES
 from dispatcher.settings import Settings, redact_url
 
@@ -23,6 +24,8 @@ class BrokerState:
     depths: dict[str, int]  # queue name -> messages waiting, all priorities
     unacked: int
     oldest_unacked_seconds: float | None
+    journal: int = 0  # accepted events filed in the journal (journal.py)
+    oldest_journal_seconds: float | None = None
 
 
 def _keys(prefix: str, queue: str) -> list[str]:
@@ -67,6 +70,8 @@ def broker_state(settings: Settings) -> BrokerState:
                     pipe.llen(key)
             pipe.hlen(f"{prefix}unacked")
             pipe.zrange(f"{prefix}unacked_index", 0, 0, withscores=True)
+            pipe.zcard(f"{prefix}{JOURNAL_INDEX}")
+            pipe.zrange(f"{prefix}{JOURNAL_INDEX}", 0, 0, withscores=True)
             results = pipe.execute()
     except redis.RedisError as exc:
         raise BrokerUnavailable(
@@ -83,4 +88,7 @@ def broker_state(settings: Settings) -> BrokerState:
     unacked = int(results[position])
     oldest = results[position + 1]
     age = time.time() - float(oldest[0][1]) if oldest else None
-    return BrokerState(depths, unacked, age)
+    journal = int(results[position + 2])
+    first = results[position + 3]
+    journal_age = time.time() - float(first[0][1]) if first else None
+    return BrokerState(depths, unacked, age, journal, journal_age)

@@ -31,6 +31,8 @@ def collect_status() -> dict[str, Any]:
         report["queues"] = state.depths
         report["unacked"] = state.unacked
         report["oldest_unacked_seconds"] = state.oldest_unacked_seconds
+        report["journal"] = state.journal
+        report["oldest_journal_seconds"] = state.oldest_journal_seconds
         report["broker"] = "ok"
         report["workers"] = workers_seen()
     except DispatcherError as exc:
@@ -61,6 +63,9 @@ def format_status(report: dict[str, Any]) -> str:
         for name, depth in report["queues"].items():
             lines.append(f"  {name:<26} {depth}")
         lines.append(f"  {'unacknowledged':<26} {report['unacked']}")
+        age = report["oldest_journal_seconds"]
+        since = f" (oldest {age:.0f} s)" if age is not None else ""
+        lines.append(f"  {'journal':<26} {report['journal']}{since}")
         workers = report["workers"]
         lines.append(f"workers: {', '.join(workers) if workers else 'none answered'}")
     if report.get("deliveries") is None:

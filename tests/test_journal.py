@@ -88,6 +88,13 @@ def test_publish_files_each_event_before_enqueueing_it(client: Any) -> None:
     assert client.hexists(target.entries_key, event["event_id"])
     assert client.zscore(target.index_key, event["event_id"]) is not None
     assert queue_depth(client, target.prefix, INTERACTIVE) == before + 1
+    # Operators see it: dispatcher status, /metrics.
+    from dispatcher.queues import broker_state
+    from dispatcher.settings import get_settings
+
+    state = broker_state(get_settings())
+    assert state.journal >= 1
+    assert state.oldest_journal_seconds is not None
 
 
 def test_an_event_taken_off_the_queue_and_lost_is_still_delivered(tmp_path: Path) -> None:
