@@ -24,42 +24,30 @@ def _payload(event: Event) -> dict[str, Any]:
 
 
 _journal: Journal | None = None
-_journal_url: str | None = None
 
 
 def journal() -> Journal | None:
     """This process's journal on the broker's Redis; None for another broker."""
-    global _journal, _journal_url
-    from dispatcher.celery_app import app
-
-    url = str(app.conf.broker_url)
-    if _journal is not None and _journal_url == url:
+    global _journal  # noqa: PLW0603 - one client per process, reset by use_broker
+    if _journal is not None:
         return _journal
-    if not url.startswith(("redis://", "rediss://", "unix://", "redis+socket://")):
-        return None
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
+    from dispatcher.celery_app import app
+    from dispatcher.queues import redis_for_url
 
-    client = redis.Redis.from_url(
-        url.replace("redis+socket://", "unix://"),
-        socket_timeout=2,
-        socket_connect_timeout=2,
-        # One immediate retry renews a connection that a Redis restart broke;
-        # more, with backoff, would keep a publisher waiting on a Redis that is down.
-        retry=Retry(NoBackoff(), 1),
-    )
+    client = redis_for_url(str(app.conf.broker_url))
+    if client is None:
+        return None
     prefix = str(app.conf.broker_transport_options.get("global_keyprefix", ""))
-    _journal, _journal_url = Journal(client, prefix), url
+    _journal = Journal(client, prefix)
     return _journal
 
 
 def drop_journal() -> None:
-    """Forget the journal client (the broker changed)."""
-    global _journal, _journal_url
+    """Forget the journal client; ``use_broker`` calls this when the broker changes."""
+    global _journal  # noqa: PLW0603 - one client per process, reset by use_broker
     if _journal is not None:
         _journal.client.close()
-    _journal, _journal_url = None, None
+    _journal = None
 
 
 def _file(entries: Sequence[Entry], what: str) -> None:
@@ -72,12 +60,7 @@ def _file(entries: Sequence[Entry], what: str) -> None:
     try:
         target.file(entries, time.time())
     except redis.RedisError as exc:
-        from dispatcher.settings import get_settings, redact_url
-
-        raise BrokerUnavailable(
-            f"cannot reach the broker at {redact_url(get_settings().broker_url)} ({exc}); "
-            f"{what}: check DISPATCHER_BROKER_URL and that Redis is running"
-        ) from None
+        raise _unavailable(exc, what) from None
 
 
 def _unfile(entries: Sequence[Entry]) -> None:
@@ -89,6 +72,15 @@ def _unfile(entries: Sequence[Entry]) -> None:
 
     with contextlib.suppress(redis.RedisError):
         target.forget(e.event_id for e in entries)
+
+
+def _unavailable(exc: Exception, what: str) -> BrokerUnavailable:
+    from dispatcher.settings import get_settings, redact_url
+
+    return BrokerUnavailable(
+        f"cannot reach the broker at {redact_url(get_settings().broker_url)} ({exc}); "
+        f"{what}: check DISPATCHER_BROKER_URL and that Redis is running"
+    )
 
 
 def _send_task(task: str, argument: Any, queue: str, what: str) -> None:
@@ -109,12 +101,7 @@ def _send_task(task: str, argument: Any, queue: str, what: str) -> None:
             headers={"published_at": time.time()},
         )
     except (OperationalError, OSError) as exc:
-        from dispatcher.settings import get_settings, redact_url
-
-        raise BrokerUnavailable(
-            f"cannot reach the broker at {redact_url(get_settings().broker_url)} ({exc}); "
-            f"{what}: check DISPATCHER_BROKER_URL and that Redis is running"
-        ) from None
+        raise _unavailable(exc, what) from None
 
 
 def enqueue(event: Event) -> None:

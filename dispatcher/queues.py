@@ -43,16 +43,35 @@ def queue_depth(client: Any, prefix: str, queue: str) -> int:
         return int(sum(pipe.execute()))
 
 
-def redis_client(settings: Settings) -> Any:
-    import redis
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+socket://")
 
-    if not settings.broker_url.startswith(("redis://", "rediss://", "unix://", "redis+socket://")):
+
+def redis_for_url(url: str) -> Any | None:
+    """A redis-py client for a Redis broker URL; None for any other broker."""
+    if not url.startswith(REDIS_SCHEMES):
+        return None
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        url.replace("redis+socket://", "unix://"),
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        # One immediate retry renews a connection that a Redis restart broke;
+        # more, with backoff, would keep a caller waiting on a Redis that is down.
+        retry=Retry(NoBackoff(), 1),
+    )
+
+
+def redis_client(settings: Settings) -> Any:
+    client = redis_for_url(settings.broker_url)
+    if client is None:
         raise BrokerUnavailable(
             f"queue depths need a Redis broker; DISPATCHER_BROKER_URL is "
             f"{redact_url(settings.broker_url)}"
         )
-    url = settings.broker_url.replace("redis+socket://", "unix://")
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    return client
 
 
 def broker_state(settings: Settings) -> BrokerState:

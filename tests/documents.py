@@ -65,3 +65,24 @@ def full() -> dict[str, Any]:
 
 def addresses_only() -> dict[str, Any]:
     return copy.deepcopy(ADDRESSES_ONLY)
+
+
+# The help page's sections, in its order and with its words.
+HELP_PAGE_SECTIONS = [
+    "Interne E-Mail-Adressen",
+    "Kundenzugriffsanforderung",
+    "Bestätigung der Kundenvalidierung",
+    "Neuen Hauptkontakt benachrichtigen",
+    "Alten Hauptkontakt benachrichtigen",
+    "Benutzernamen vergessen",
+    "Passwort zurücksetzen",
+]
+HELP_PAGE_SECTION_KEYS = [
+    "internal_addresses",
+    "customer_access_request",
+    "new_validation",
+    "notify_new_main_contact",
+    "notify_old_main_contact",
+    "forgotten_username",
+    "password_reset",
+]

@@ -294,6 +294,11 @@ class FaultStack:
         ]
 
 
+def once_each(tag: str, stage: str, **rule: Any) -> dict[str, Any]:
+    """A sink fault that strikes every address with this tag once, at this stage."""
+    return {"match": f"{tag}-", "stage": stage, "per_recipient": True, "times": 1, **rule}
+
+
 def _reason(code: int | None, text: str | None) -> str:
     return f"{code or '-'} {(text or '')[:60]}"
 

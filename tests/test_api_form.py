@@ -6,21 +6,14 @@ import pytest
 
 from dispatcher.api.form import SECTIONS_SPEC, form_description
 from dispatcher.kinds import SECTIONS
+from tests.documents import HELP_PAGE_SECTIONS
 from tests.harness import ROOT
 
 HELP_PAGE = ROOT.parent / "shared" / "reference" / "portal-emails-setup.de.txt"
 
 
 def test_sections_follow_the_help_page_and_the_document() -> None:
-    assert [s.title_de for s in SECTIONS_SPEC] == [
-        "Interne E-Mail-Adressen",
-        "Kundenzugriffsanforderung",
-        "Bestätigung der Kundenvalidierung",
-        "Neuen Hauptkontakt benachrichtigen",
-        "Alten Hauptkontakt benachrichtigen",
-        "Benutzernamen vergessen",
-        "Passwort zurücksetzen",
-    ]
+    assert [s.title_de for s in SECTIONS_SPEC] == HELP_PAGE_SECTIONS
     assert tuple(s.key for s in SECTIONS_SPEC) == ("internal_addresses", *SECTIONS)
     customer = SECTIONS_SPEC[1]
     assert [f.label_de for f in customer.fields] == [

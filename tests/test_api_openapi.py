@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.api_support import Api, api_routes
+from tests.documents import HELP_PAGE_SECTION_KEYS
 
 pytest_plugins = ("tests.api_fixtures",)
 
@@ -88,13 +89,7 @@ def test_the_settings_document_and_events_have_their_real_schemas(
     settings = schemas["SettingsDocument"]
     assert settings["required"] == ["internal_addresses"]
     assert list(settings["properties"]) == [
-        "internal_addresses",
-        "customer_access_request",
-        "new_validation",
-        "notify_new_main_contact",
-        "notify_old_main_contact",
-        "forgotten_username",
-        "password_reset",
+        *HELP_PAGE_SECTION_KEYS,
         "default_locale",
         "translations",
     ]

@@ -19,7 +19,7 @@ import pytest
 from dispatcher.mailsink import SinkHandler
 from tests.api_server import SERVER_SECRET, ApiServer, dispatcher, prepare_site
 from tests.conftest import service_missing
-from tests.documents import full
+from tests.documents import HELP_PAGE_SECTION_KEYS, HELP_PAGE_SECTIONS, full
 from tests.harness import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,25 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = ROOT / "test-artifacts"
-# The help page's sections, in its order and with its words.
-HELP_PAGE_SECTIONS = [
-    "Interne E-Mail-Adressen",
-    "Kundenzugriffsanforderung",
-    "Bestätigung der Kundenvalidierung",
-    "Neuen Hauptkontakt benachrichtigen",
-    "Alten Hauptkontakt benachrichtigen",
-    "Benutzernamen vergessen",
-    "Passwort zurücksetzen",
-]
-HELP_PAGE_SECTION_KEYS = [
-    "internal_addresses",
-    "customer_access_request",
-    "new_validation",
-    "notify_new_main_contact",
-    "notify_old_main_contact",
-    "forgotten_username",
-    "password_reset",
-]
 HELP_PAGE_LABELS = [
     "Zugriffsanforderungs-E-Mails senden an",
     "E-Mail-Nachrichten senden von",

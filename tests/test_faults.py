@@ -29,7 +29,7 @@ from dispatcher.kinds import EventType
 from dispatcher.publisher import publish
 from dispatcher.samples import sample_event
 from tests.conftest import require_redis
-from tests.faultlib import FaultStack, Outcome, fault_stack, pool_children
+from tests.faultlib import FaultStack, Outcome, fault_stack, once_each, pool_children
 from tests.harness import wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -53,18 +53,7 @@ def wait_sending(stack: FaultStack, timeout: float = 30) -> None:
 
 
 def s01_pool_process_killed_mid_send(stack: FaultStack) -> str:
-    stack.sink.set_faults(
-        [
-            {
-                "match": "slow-",
-                "stage": "rcpt",
-                "action": "hang",
-                "seconds": 1.5,
-                "per_recipient": True,
-                "times": 1,
-            }
-        ]
-    )
+    stack.sink.set_faults([once_each("slow", "rcpt", action="hang", seconds=1.5)])
     stack.worker(env=FAST_VISIBILITY)
     for _ in range(6):
         stack.publish(tag="slow")
@@ -94,9 +83,7 @@ def s02_worker_killed_mid_burst(stack: FaultStack) -> str:
 
 
 def s03_sigterm_with_retries_pending(stack: FaultStack) -> str:
-    stack.sink.set_faults(
-        [{"match": "later-", "stage": "rcpt", "code": 451, "per_recipient": True, "times": 1}]
-    )
+    stack.sink.set_faults([once_each("later", "rcpt", code=451)])
     stack.worker(env=FAST_VISIBILITY)
     for _ in range(20):
         stack.publish(tag="later")
@@ -160,18 +147,7 @@ def s06_redis_down_while_publishing(stack: FaultStack) -> str:
 
 
 def s07_smtp_451_then_250(stack: FaultStack) -> str:
-    stack.sink.set_faults(
-        [
-            {
-                "match": "greylist-",
-                "stage": "rcpt",
-                "code": 451,
-                "text": "4.7.1 greylisted",
-                "per_recipient": True,
-                "times": 1,
-            }
-        ]
-    )
+    stack.sink.set_faults([once_each("greylist", "rcpt", code=451, text="4.7.1 greylisted")])
     stack.worker(env=FAST_VISIBILITY)
     for _ in range(20):
         stack.publish(tag="greylist")
@@ -199,17 +175,7 @@ def s08_smtp_550(stack: FaultStack) -> str:
 
 
 def s09_drop_mid_data(stack: FaultStack) -> str:
-    stack.sink.set_faults(
-        [
-            {
-                "match": "cut-",
-                "stage": "mid_data",
-                "action": "drop",
-                "per_recipient": True,
-                "times": 1,
-            }
-        ]
-    )
+    stack.sink.set_faults([once_each("cut", "mid_data", action="drop")])
     stack.worker(env=FAST_VISIBILITY)
     for _ in range(20):
         stack.publish(tag="cut")
@@ -218,18 +184,7 @@ def s09_drop_mid_data(stack: FaultStack) -> str:
 
 
 def s10_smtp_never_answers(stack: FaultStack) -> str:
-    stack.sink.set_faults(
-        [
-            {
-                "match": "mute-",
-                "stage": "rcpt",
-                "action": "hang",
-                "seconds": 6,
-                "per_recipient": True,
-                "times": 1,
-            }
-        ]
-    )
+    stack.sink.set_faults([once_each("mute", "rcpt", action="hang", seconds=6)])
     stack.worker(env=FAST_VISIBILITY)
     for _ in range(10):
         stack.publish(tag="mute")
@@ -238,17 +193,7 @@ def s10_smtp_never_answers(stack: FaultStack) -> str:
 
 
 def s11_drop_after_final_dot(stack: FaultStack) -> str:
-    stack.sink.set_faults(
-        [
-            {
-                "match": "ghost-",
-                "stage": "after_data",
-                "action": "drop",
-                "per_recipient": True,
-                "times": 1,
-            }
-        ]
-    )
+    stack.sink.set_faults([once_each("ghost", "after_data", action="drop")])
     stack.worker(env=FAST_VISIBILITY)
     for _ in range(10):
         stack.publish(tag="ghost")
@@ -311,30 +256,11 @@ def s14_burst_with_random_faults(stack: FaultStack) -> str:
     rng = random.Random(14)
     stack.sink.set_faults(
         [
-            {"match": "r451-", "stage": "rcpt", "code": 451, "per_recipient": True, "times": 1},
+            once_each("r451", "rcpt", code=451),
             {"match": "r550-", "stage": "rcpt", "code": 550, "text": "5.1.1 gone"},
-            {
-                "match": "rcut-",
-                "stage": "mid_data",
-                "action": "drop",
-                "per_recipient": True,
-                "times": 1,
-            },
-            {
-                "match": "rmute-",
-                "stage": "rcpt",
-                "action": "hang",
-                "seconds": 3,
-                "per_recipient": True,
-                "times": 1,
-            },
-            {
-                "match": "rghost-",
-                "stage": "after_data",
-                "action": "drop",
-                "per_recipient": True,
-                "times": 1,
-            },
+            once_each("rcut", "mid_data", action="drop"),
+            once_each("rmute", "rcpt", action="hang", seconds=3),
+            once_each("rghost", "after_data", action="drop"),
         ]
     )
     stack.worker(env=FAST_VISIBILITY)

@@ -119,3 +119,42 @@ def test_an_event_taken_off_the_queue_and_lost_is_still_delivered(tmp_path: Path
         wait_for(lambda: target.size() == 0, 30, "the journal to let go of the event")
         assert len(stack.sink.messages(address)) == 1
         assert "accepted events that never reached a worker" in stack.worker.log()
+
+
+def test_a_sweep_goes_through_the_journal_in_rounds_until_nothing_old_is_left(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dispatcher import publisher
+
+    target = journal()
+    assert target is not None
+    for key in (target.entries_key, target.index_key):
+        client.delete(key)
+    old = [entry() for _ in range(5)]
+    target.file(old, now=1.0)
+    monkeypatch.setattr(publisher, "JOURNAL_ROUND", 2)
+    result = publisher.rescue_journal(set, grace=60.0)
+    assert result is not None
+    assert result.forgotten == 5
+    assert result.requeued == []
+    assert target.size() == 0
+
+
+def test_an_event_that_could_not_be_enqueued_leaves_no_journal_entry(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dispatcher import publisher
+    from dispatcher.errors import BrokerUnavailable
+
+    def refuse(*args: object) -> None:
+        raise BrokerUnavailable("refused for the test")
+
+    monkeypatch.setattr(publisher, "_send_task", refuse)
+    event = sample_event(EventType.PASSWORD_RESET)
+    event.update(event_id=f"j-{uuid.uuid4().hex}", customer_group="NOWHERE")
+    with pytest.raises(BrokerUnavailable, match="refused for the test"):
+        publish(event)
+    target = journal()
+    assert target is not None
+    assert not client.hexists(target.entries_key, event["event_id"])
+    assert client.zscore(target.index_key, event["event_id"]) is None

@@ -104,6 +104,7 @@ def test_one_connection_carries_many_messages(sink: Sink) -> None:
         reply = send(transport, f"reuse{number}@example.com")
         assert reply.code == 250  # type: ignore[attr-defined]
     assert transport._sent_on_connection == 5
+    assert transport._tls_context is None  # No certificate store without TLS.
     transport.close()
 
 

@@ -100,6 +100,14 @@ def test_a_trusted_certificate_carries_mail_and_is_loaded_once(
     server = implicit_tls if mode == "tls" else starttls
     # OpenSSL reads SSL_CERT_FILE whenever a context loads the default store.
     monkeypatch.setenv("SSL_CERT_FILE", str(server.certificate))
+    made: list[ssl.SSLContext] = []
+    original = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        made.append(original(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
     transport = SmtpTransport(
         config(server.port, host="localhost", security=mode, max_messages_per_connection=1)
     )
@@ -109,8 +117,8 @@ def test_a_trusted_certificate_carries_mail_and_is_loaded_once(
     assert server.received == [f"{mode}{n}@example.com" for n in range(3)]
     # Three connections (one message each), one certificate store.
     assert transport._tls_context is not None
-    contexts = {id(transport._context()) for _ in range(2)}
-    assert contexts == {id(transport._tls_context)}
+    assert transport._context() is transport._tls_context
+    assert made == [transport._tls_context]
 
 
 def test_the_host_name_must_match_the_certificate(
