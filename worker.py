@@ -12,6 +12,6 @@ if "worker" in sys.argv[1:] and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dispatcher-metrics-")
     os.environ["DISPATCHER_OWN_METRICS_DIR"] = "1"
 
-from dispatcher.celery_app import app
+from dispatcher.broker.app import app
 
 __all__ = ["app"]

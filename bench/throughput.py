@@ -87,12 +87,12 @@ def wait_count(sink: Any, count: int, timeout: float) -> float:
 def messages_for(count: int) -> list[tuple[str, Any]]:
     """The same messages for every variant: our built-in validation e-mail."""
     from config_store.document import validate_document
-    from config_store.effective import effective_settings
-    from dispatcher.addresses import Mailbox
-    from dispatcher.events import parse_event
-    from dispatcher.kinds import KIND_BY_NAME, EventType
-    from dispatcher.render import build_message, render_email
-    from dispatcher.samples import context_for, sample_event
+    from dispatcher.domain.addresses import Mailbox
+    from dispatcher.domain.events import parse_event
+    from dispatcher.domain.group_settings import effective_settings
+    from dispatcher.domain.kinds import KIND_BY_NAME, EventType
+    from dispatcher.domain.samples import context_for, sample_event
+    from dispatcher.mail.render import build_message, render_email
     from tests.documents import addresses_only
 
     settings = effective_settings(validate_document(addresses_only()), "BENCH", "Bench", 1)
@@ -138,7 +138,7 @@ def run_raw(directory: Path, count: int) -> dict[str, Any]:
 
 
 def run_naive(directory: Path, count: int, workers: int) -> dict[str, float]:
-    from dispatcher.texts import builtin_texts
+    from dispatcher.domain.texts import builtin_texts
     from tests.harness import Sink, Worker, broker_env
     from tests.stack import purge_broker
 
@@ -254,8 +254,8 @@ class Ours:
         purge_broker(os.environ["DISPATCHER_BROKER_PREFIX"])
 
     def events(self, count: int, tag: str, event_type: Any = None) -> list[dict[str, Any]]:
-        from dispatcher.kinds import EventType
-        from dispatcher.samples import sample_event
+        from dispatcher.domain.kinds import EventType
+        from dispatcher.domain.samples import sample_event
 
         template = sample_event(event_type or EventType.CUSTOMER_VALIDATED)
         result = []
@@ -282,7 +282,7 @@ class Ours:
 
     def publish_bulk(self, count: int, tag: str) -> dict[str, float]:
         """publish_many() in chunks of 500, as a backend sending a launch batch does."""
-        from dispatcher.publisher import publish_many
+        from dispatcher.broker.publisher import publish_many
 
         sent: dict[str, float] = {}
         events = self.events(count, tag)
@@ -300,7 +300,7 @@ class Ours:
 
 def run_ours(directory: Path, database: str, count: int, workers: int) -> dict[str, Any]:
     from dispatcher import publish
-    from dispatcher.kinds import EventType
+    from dispatcher.domain.kinds import EventType
 
     with Ours(directory, database, workers) as ours:
         # Warm up: connections, compiled templates, settings snapshot.

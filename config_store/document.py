@@ -24,16 +24,16 @@ from pydantic import (
     field_validator,
 )
 
-from dispatcher.addresses import parse_mailbox
+from dispatcher.domain.addresses import parse_mailbox
+from dispatcher.domain.events import template_variables
+from dispatcher.domain.kinds import KIND_BY_NAME, SECTIONS
+from dispatcher.domain.locales import locale_problem, normalize
+from dispatcher.domain.modelerrors import field_errors
+from dispatcher.domain.samples import sample_contexts
+from dispatcher.domain.textsafety import first_forbidden, single_line_problem
 from dispatcher.errors import DispatcherError, FieldError, InvalidDocument, TemplateProblem
-from dispatcher.events import template_variables
-from dispatcher.kinds import KIND_BY_NAME, SECTIONS
-from dispatcher.locales import locale_problem, normalize
-from dispatcher.modelerrors import field_errors
-from dispatcher.render import clean_subject
-from dispatcher.samples import sample_contexts
-from dispatcher.templating import check_source, compile_text, render
-from dispatcher.textsafety import first_forbidden, single_line_problem
+from dispatcher.mail.render import clean_subject
+from dispatcher.mail.templating import check_source, compile_text, render
 
 MAX_SUBJECT_SOURCE = 255
 MAX_BODY_SOURCE = 20_000

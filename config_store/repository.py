@@ -21,8 +21,10 @@ from config_store.document import (
     canonical,
     validate_document,
 )
-from config_store.effective import GroupSettings, effective_settings
 from config_store.models import CustomerGroup, SettingsText, SettingsVersion
+from dispatcher.domain.fields import check_group_code
+from dispatcher.domain.group_settings import GroupSettings, effective_settings
+from dispatcher.domain.textsafety import single_line_problem
 from dispatcher.errors import (
     DispatcherError,
     GroupExists,
@@ -31,8 +33,6 @@ from dispatcher.errors import (
     UnknownVersion,
     VersionConflict,
 )
-from dispatcher.fields import check_group_code
-from dispatcher.textsafety import single_line_problem
 
 # Checkbox columns of a version, by settings section.
 _CHECKBOX_COLUMNS = {

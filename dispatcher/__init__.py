@@ -10,6 +10,6 @@ __all__ = ["publish"]
 
 def publish(event: Mapping[str, Any]) -> str:
     """Validate ``event`` and enqueue it; return its ``event_id`` (CONTRACT §4)."""
-    from dispatcher.publisher import publish as _publish
+    from dispatcher.broker.publisher import publish as _publish
 
     return _publish(event)

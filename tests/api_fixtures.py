@@ -12,14 +12,14 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine
 
-from config_store.access import AccessStore
+from dispatcher.admin.access import AccessStore
 from tests.api_support import SCOPES, Api, RecordingPipeline, make_client
 
 
 @pytest.fixture
 def api(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     """The app on each test database, with tokens named publish, read and admin."""
-    from dispatcher import metrics
+    from dispatcher.ops import metrics
 
     # The metrics' state collector reads the process's configured database
     # and broker, not this test's; the live-server tests cover it.

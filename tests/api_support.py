@@ -14,12 +14,12 @@ from typing import Any
 from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 
-from config_store.access import AccessStore
+from dispatcher.admin.access import AccessStore
 from dispatcher.api import create_app
 from dispatcher.api.config import ApiSettings
+from dispatcher.delivery.orchestrator import FollowUp
+from dispatcher.domain.events import Event
 from dispatcher.errors import BrokerUnavailable
-from dispatcher.events import Event
-from dispatcher.service import FollowUp
 from dispatcher.settings import Settings
 
 with warnings.catch_warnings():

@@ -24,13 +24,13 @@ from typing import Any
 from sqlalchemy import Engine
 
 from config_store.database import make_engine
-from config_store.records import WAITING, DeliveryFilter, DeliveryRecords
 from config_store.repository import SettingsRepository
-from dispatcher.celery_app import use_broker
+from dispatcher.broker.app import use_broker
+from dispatcher.broker.publisher import publish
+from dispatcher.delivery.record import WAITING, DeliveryFilter, DeliveryRecords
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
 from dispatcher.errors import BrokerUnavailable
-from dispatcher.kinds import EventType
-from dispatcher.publisher import publish
-from dispatcher.samples import sample_event
 from tests.conftest import fresh_database
 from tests.documents import addresses_only
 from tests.harness import Sink, Worker, free_port, wait_for

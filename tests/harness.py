@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dispatcher.mailsink import read_index
+from dispatcher.smtp.sink import read_index
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")

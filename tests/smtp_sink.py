@@ -30,7 +30,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
-from dispatcher.mailsink import SinkHandler
+from dispatcher.smtp.sink import SinkHandler
 
 
 class FaultySinkHandler(SinkHandler):

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from config_store.database import make_engine
-from config_store.records import DeliveryFilter, DeliveryRecords, DeliveryView
 from config_store.repository import SettingsRepository
+from dispatcher.delivery.record import DeliveryFilter, DeliveryRecords, DeliveryView
 from tests.conftest import fresh_database, require_redis
 from tests.harness import Sink, Worker, broker_env, wait_for
 

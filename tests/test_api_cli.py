@@ -58,8 +58,8 @@ def test_token_commands_refuse_bad_input_in_one_line(workdir: Path) -> None:
 
 
 def test_token_changes_are_audited(workdir: Path) -> None:
-    from config_store.access import AccessStore
     from config_store.database import make_engine
+    from dispatcher.admin.access import AccessStore
 
     migrated(workdir)
     run("tokens", "create", "--scope", "publish", "--name", "backend", cwd=workdir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dispatcher.api.form import SECTIONS_SPEC, form_description
-from dispatcher.kinds import SECTIONS
+from dispatcher.domain.kinds import SECTIONS
 from tests.documents import HELP_PAGE_SECTIONS
 from tests.harness import ROOT
 

@@ -23,17 +23,17 @@ import schemathesis
 from fastapi import FastAPI
 from schemathesis import Case
 
-from config_store.access import AccessStore
 from config_store.database import make_engine
-from config_store.records import DeliveryRecords
 from config_store.repository import SettingsRepository
+from dispatcher.admin.access import AccessStore
+from dispatcher.admin.use_cases import CeleryPipeline
 from dispatcher.api import create_app
-from dispatcher.api.admin import CeleryPipeline
 from dispatcher.api.config import ApiSettings
-from dispatcher.kinds import EventType
-from dispatcher.mailsink import SinkHandler
-from dispatcher.samples import sample_event
+from dispatcher.delivery.record import DeliveryRecords
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
 from dispatcher.settings import Settings, get_settings
+from dispatcher.smtp.sink import SinkHandler
 from tests.api_support import SECRET, RecordingPipeline
 from tests.conftest import fresh_database, require_redis
 from tests.documents import full
@@ -96,8 +96,8 @@ def site(
     require_redis()
     import redis
 
-    from dispatcher import metrics
-    from dispatcher.celery_app import use_broker
+    from dispatcher.broker.app import use_broker
+    from dispatcher.ops import metrics
 
     directory = tmp_path_factory.mktemp(f"fuzz-{request.param}")
     url, drop = fresh_database(request.param, directory)

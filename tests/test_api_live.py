@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from config_store.access import AccessStore
-from dispatcher.kinds import EventType
-from dispatcher.samples import sample_event
+from dispatcher.admin.access import AccessStore
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
 from tests.api_server import SERVER_SECRET, ApiServer, prepare_site
 from tests.documents import full
 from tests.harness import free_port

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from config_store.access import AccessStore
-from dispatcher.mailsink import SinkHandler
+from dispatcher.admin.access import AccessStore
 from dispatcher.settings import Settings
+from dispatcher.smtp.sink import SinkHandler
 from tests.api_support import SCOPES, Api, RecordingPipeline, make_client
 
 SECRET_MARKER = "outside-the-sink-4f1c"

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from config_store.records import AttemptResult, DeliveryRecords, NewDelivery
-from dispatcher.kinds import EventType
-from dispatcher.samples import sample_event
+from dispatcher.delivery.record import AttemptResult, DeliveryRecords, NewDelivery
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
 from tests.api_support import Api
 
 pytest_plugins = ("tests.api_fixtures",)

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from config_store.access import AccessStore
-from config_store.records import AttemptResult, DeliveryRecords, NewDelivery
-from dispatcher import metrics
-from dispatcher.kinds import EventType
-from dispatcher.samples import sample_event
+from dispatcher.admin.access import AccessStore
+from dispatcher.delivery.record import AttemptResult, DeliveryRecords, NewDelivery
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
+from dispatcher.ops import metrics
 from dispatcher.settings import Settings
 from tests.api_support import RecordingPipeline, make_client
 from tests.documents import full

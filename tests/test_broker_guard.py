@@ -9,7 +9,7 @@ import pytest
 import redis
 from kombu import Connection
 
-from dispatcher import broker_guard
+from dispatcher.broker import guard as broker_guard
 from tests.conftest import require_redis
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from dispatcher.mailsink import SinkHandler
+from dispatcher.smtp.sink import SinkHandler
 from tests.api_server import SERVER_SECRET, ApiServer, dispatcher, prepare_site
 from tests.conftest import service_missing
 from tests.documents import HELP_PAGE_SECTION_KEYS, HELP_PAGE_SECTIONS, full

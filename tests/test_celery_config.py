@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dispatcher.celery_app import (
+from dispatcher.broker.app import (
     MAX_COUNTDOWN,
     TASK_TIME_LIMIT,
     VISIBILITY_TIMEOUT,
@@ -32,8 +32,8 @@ def test_nothing_waits_or_runs_as_long_as_the_visibility_timeout() -> None:
 
 
 def test_workers_take_interactive_work_first_and_never_starve_the_sweeper() -> None:
-    from dispatcher.celery_app import CONSUME_ORDER
-    from dispatcher.kinds import ALL_QUEUES, MAINTENANCE_QUEUE, Lane, queue_for
+    from dispatcher.broker.app import CONSUME_ORDER
+    from dispatcher.domain.kinds import ALL_QUEUES, MAINTENANCE_QUEUE, Lane, queue_for
 
     assert sorted(CONSUME_ORDER) == sorted(ALL_QUEUES)
     assert CONSUME_ORDER[0] == queue_for(Lane.INTERACTIVE)

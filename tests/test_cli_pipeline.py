@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from dispatcher.kinds import EventType
-from dispatcher.samples import sample_event
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
 from tests.cli import Result, run
 from tests.documents import full
 from tests.harness import wait_for

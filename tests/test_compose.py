@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from dispatcher.cli import cli
-from dispatcher.kinds import ALL_QUEUES
+from dispatcher.domain.kinds import ALL_QUEUES
 from dispatcher.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

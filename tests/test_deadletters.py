@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from dispatcher.deadletters import ReplaySummary, replay_dead_letters
-from dispatcher.events import Event
-from dispatcher.kinds import EventType
-from dispatcher.samples import sample_event
-from dispatcher.service import FollowUp
+from dispatcher.delivery.orchestrator import FollowUp
+from dispatcher.delivery.replay import ReplaySummary, replay_dead_letters
+from dispatcher.domain.events import Event
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
 
 
 class Records:

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from dispatcher.domain.events import parse_event
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
 from dispatcher.errors import InvalidEvent
-from dispatcher.events import parse_event
-from dispatcher.kinds import EventType
-from dispatcher.samples import sample_event
 
 
 @pytest.mark.parametrize("event_type", list(EventType))

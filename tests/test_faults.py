@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from config_store.records import DeliveryFilter
-from dispatcher.kinds import EventType
-from dispatcher.publisher import publish
-from dispatcher.samples import sample_event
+from dispatcher.broker.publisher import publish
+from dispatcher.delivery.record import DeliveryFilter
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
 from tests.conftest import require_redis
 from tests.faultlib import FaultStack, Outcome, fault_stack, once_each, pool_children
 from tests.harness import wait_for
@@ -204,7 +204,7 @@ def s11_drop_after_final_dot(stack: FaultStack) -> str:
 
 
 def s12_published_twice_and_replayed_twice(stack: FaultStack) -> str:
-    from dispatcher.tasks import schedule
+    from dispatcher.worker.tasks import schedule
     from tests.test_pipeline import service_for
 
     stack.sink.set_faults(

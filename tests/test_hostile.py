@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 
 from config_store.document import validate_document
-from config_store.effective import effective_settings
+from dispatcher.domain.events import parse_event
+from dispatcher.domain.group_settings import effective_settings
+from dispatcher.domain.kinds import KIND_BY_NAME, EventType
+from dispatcher.domain.samples import sample_event
 from dispatcher.errors import InvalidDocument, InvalidEvent, TemplateProblem
-from dispatcher.events import parse_event
-from dispatcher.kinds import KIND_BY_NAME, EventType
-from dispatcher.preview import preview
-from dispatcher.samples import sample_event
+from dispatcher.mail.preview import preview
 from tests.documents import addresses_only, full
 
 CORPORA = Path(__file__).parent / "corpora"
@@ -101,7 +101,7 @@ def test_header_injection_in_subjects_is_refused(subject: str) -> None:
 
 
 def test_a_quoted_display_name_stays_one_mailbox() -> None:
-    from dispatcher.addresses import parse_mailbox
+    from dispatcher.domain.addresses import parse_mailbox
 
     mailbox = parse_mailbox(
         '"Evil <evil@example.com>, victim@example.com" <portal@example.com>',
@@ -249,8 +249,8 @@ def test_the_worker_stays_healthy_under_hostile_queue_messages(stack: Any) -> No
     import email.policy
 
     from dispatcher import publish
-    from dispatcher.celery_app import app
-    from dispatcher.publisher import TASK_NAME
+    from dispatcher.broker.app import app
+    from dispatcher.broker.publisher import TASK_NAME
     from tests.stack import raw_push
 
     before = len(stack.records.rejected(limit=10_000))

@@ -12,11 +12,11 @@ import pytest
 import redis
 
 from dispatcher import publish
-from dispatcher.journal import Entry, Journal, rescue
-from dispatcher.kinds import EventType, Lane, queue_for
-from dispatcher.publisher import journal
-from dispatcher.queues import queue_depth
-from dispatcher.samples import sample_event
+from dispatcher.broker.journal import Entry, Journal, rescue
+from dispatcher.broker.publisher import journal
+from dispatcher.broker.queues import queue_depth
+from dispatcher.domain.kinds import EventType, Lane, queue_for
+from dispatcher.domain.samples import sample_event
 from tests.conftest import require_redis
 from tests.documents import addresses_only
 from tests.harness import wait_for
@@ -89,7 +89,7 @@ def test_publish_files_each_event_before_enqueueing_it(client: Any) -> None:
     assert client.zscore(target.index_key, event["event_id"]) is not None
     assert queue_depth(client, target.prefix, INTERACTIVE) == before + 1
     # Operators see it: dispatcher status, /metrics.
-    from dispatcher.queues import broker_state
+    from dispatcher.broker.queues import broker_state
     from dispatcher.settings import get_settings
 
     state = broker_state(get_settings())
@@ -124,7 +124,7 @@ def test_an_event_taken_off_the_queue_and_lost_is_still_delivered(tmp_path: Path
 def test_a_sweep_goes_through_the_journal_in_rounds_until_nothing_old_is_left(
     client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dispatcher import publisher
+    from dispatcher.broker import publisher
 
     target = journal()
     assert target is not None
@@ -143,7 +143,7 @@ def test_a_sweep_goes_through_the_journal_in_rounds_until_nothing_old_is_left(
 def test_an_event_that_could_not_be_enqueued_leaves_no_journal_entry(
     client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dispatcher import publisher
+    from dispatcher.broker import publisher
     from dispatcher.errors import BrokerUnavailable
 
     def refuse(*args: object) -> None:

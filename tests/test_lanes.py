@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from dispatcher import publish
-from dispatcher.kinds import EventType
-from dispatcher.samples import sample_event
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
 from tests.documents import addresses_only
 from tests.harness import wait_for
 from tests.stack import running_stack

@@ -11,9 +11,9 @@ import pytest
 import redis
 
 from dispatcher import publish
-from dispatcher.kinds import EventType
-from dispatcher.limits import Limits
-from dispatcher.samples import sample_event
+from dispatcher.delivery.limits import Limits
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
 from tests.conftest import require_redis
 from tests.documents import full
 from tests.harness import wait_for

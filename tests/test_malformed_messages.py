@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatcher import task_messages
-from dispatcher.broker_guard import decode_envelope
-from dispatcher.events import EventType
-from dispatcher.samples import sample_event
+from dispatcher.broker import messages as task_messages
+from dispatcher.broker.guard import decode_envelope
+from dispatcher.domain.events import EventType
+from dispatcher.domain.samples import sample_event
 from tests.documents import full
 from tests.harness import wait_for
 from tests.malformed import HANDLED, corpus

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from dispatcher import publish
-from dispatcher.kinds import EventType
-from dispatcher.metrics import exposition
-from dispatcher.samples import sample_event
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
+from dispatcher.ops.metrics import exposition
 from tests.documents import full
 from tests.harness import free_port, wait_for
 from tests.stack import Stack, running_stack
@@ -125,7 +125,7 @@ def test_state_gauges_follow_the_queue_and_the_record(
 
 def test_alert_rules_use_only_metrics_we_export() -> None:
     rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text("utf-8"))
-    source = (ROOT / "dispatcher" / "metrics.py").read_text("utf-8")
+    source = (ROOT / "dispatcher" / "ops" / "metrics.py").read_text("utf-8")
     exported = set(re.findall(r'"(dispatcher_[a-z_]+)"', source))
     histograms = {name for name in exported if name.endswith("_seconds")}
     exported |= {f"{h}_{suffix}" for h in histograms for suffix in ("bucket", "count", "sum")}

@@ -15,10 +15,11 @@ import pytest
 from sqlalchemy import Engine, update
 
 from config_store.models import Delivery, EventRecord
-from config_store.records import DeliveryRecords, NewDelivery
-from dispatcher import logs, publish
-from dispatcher.kinds import EventType
-from dispatcher.samples import sample_event
+from dispatcher import publish
+from dispatcher.delivery.record import DeliveryRecords, NewDelivery
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
+from dispatcher.ops import logs
 from tests.cli import run
 from tests.documents import full
 from tests.stack import Stack, running_stack

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from dispatcher import publish
-from dispatcher.kinds import EventType
-from dispatcher.samples import sample_event
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
 from tests.documents import addresses_only, full
 from tests.harness import wait_for
 from tests.stack import Stack, running_stack
@@ -250,7 +250,7 @@ def test_permanent_failure_becomes_a_dead_letter_and_replays(stack: Stack) -> No
     assert row.last_text == "RCPT TO refused: 5.1.1 no such user"
     assert stack.sink.messages(person["email"]) == []
     stack.sink.set_faults([])
-    from dispatcher.tasks import schedule, service
+    from dispatcher.worker.tasks import schedule, service
 
     schedule(service_for(stack).replay_dead([row.id]))
     [again] = stack.wait_status(item["event_id"], {"sent"})
@@ -262,11 +262,11 @@ def test_permanent_failure_becomes_a_dead_letter_and_replays(stack: Stack) -> No
 
 
 def service_for(stack: Stack) -> Any:
-    from config_store.records import DeliveryRecords
     from config_store.repository import SettingsRepository
-    from dispatcher.service import Dispatcher
+    from dispatcher.delivery.orchestrator import Dispatcher
+    from dispatcher.delivery.record import DeliveryRecords
     from dispatcher.settings import Settings
-    from dispatcher.transport import SmtpConfig, SmtpTransport
+    from dispatcher.smtp.transport import SmtpConfig, SmtpTransport
 
     config = Settings(database_url=stack.database_url)
     return Dispatcher(
@@ -298,8 +298,8 @@ def test_unknown_group_is_recorded_as_failed_and_replayable(stack: Stack) -> Non
 
 
 def test_malformed_messages_are_recorded_and_the_worker_keeps_working(stack: Stack) -> None:
-    from dispatcher.celery_app import app
-    from dispatcher.publisher import TASK_NAME
+    from dispatcher.broker.app import app
+    from dispatcher.broker.publisher import TASK_NAME
     from tests.stack import raw_push
 
     before = len(stack.records.rejected(limit=1000))
@@ -333,7 +333,7 @@ def test_malformed_messages_are_recorded_and_the_worker_keeps_working(stack: Sta
 
 
 def test_a_test_send_travels_the_real_path_and_is_marked(stack: Stack) -> None:
-    from dispatcher.publisher import publish_test_send
+    from dispatcher.broker.publisher import publish_test_send
 
     document = full()
     document["notify_old_main_contact"]["send_email"] = False  # ignored by a test send
@@ -349,7 +349,7 @@ def test_a_test_send_travels_the_real_path_and_is_marked(stack: Stack) -> None:
 
 
 def test_publish_many_travels_in_batches_and_delivers_each_once(stack: Stack) -> None:
-    from dispatcher.publisher import publish_many
+    from dispatcher.broker.publisher import publish_many
 
     group = group_with(stack, full())
     people = [contact(f"many{n}") for n in range(7)]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from config_store.document import validate_document
-from config_store.effective import effective_settings
+from dispatcher.domain.group_settings import effective_settings
+from dispatcher.domain.kinds import KIND_BY_NAME, KINDS
+from dispatcher.domain.samples import sample_event
+from dispatcher.domain.texts import builtin_texts
 from dispatcher.errors import InvalidEvent
-from dispatcher.kinds import KIND_BY_NAME, KINDS
-from dispatcher.preview import preview
-from dispatcher.samples import sample_event
-from dispatcher.texts import builtin_texts
+from dispatcher.mail.preview import preview
 from tests.documents import addresses_only, full
 
 WITH_TEXTS = effective_settings(validate_document(full()), "RETAIL", "Retail", 1)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
 from dispatcher.errors import InvalidEvent
-from dispatcher.kinds import EventType
-from dispatcher.samples import sample_event
 
 
 def test_the_contract_import_is_the_function_even_after_the_module_loaded() -> None:
-    import dispatcher.publisher  # noqa: F401 - the import that used to shadow it
+    import dispatcher.broker.publisher  # noqa: F401 - the import that used to shadow it
     from dispatcher import publish
 
     assert callable(publish)
@@ -27,7 +27,7 @@ def test_publish_validates_before_enqueueing() -> None:
 
 
 def test_publish_many_enqueues_nothing_if_one_is_invalid() -> None:
-    from dispatcher.publisher import validate_all
+    from dispatcher.broker.publisher import validate_all
 
     good = sample_event(EventType.PASSWORD_RESET)
     bad = sample_event(EventType.PASSWORD_RESET)

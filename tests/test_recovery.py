@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from dispatcher import publish
-from dispatcher.kinds import EventType
-from dispatcher.samples import sample_event
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
 from tests.documents import full
 from tests.harness import Sink, wait_for
 from tests.stack import Stack, purge_broker, running_stack

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from config_store.document import validate_document
-from config_store.effective import effective_settings
-from dispatcher.events import parse_event
-from dispatcher.kinds import EventType
-from dispatcher.rules import plan
-from dispatcher.samples import sample_event
+from dispatcher.domain.events import parse_event
+from dispatcher.domain.group_settings import effective_settings
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.rules import plan
+from dispatcher.domain.samples import sample_event
 from tests.documents import addresses_only
 
 BOXES = list(itertools.product([True, False, None], repeat=3))

@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import Engine, update
 
 from config_store.models import Delivery
-from config_store.records import DeliveryFilter, DeliveryRecords
 from config_store.repository import SettingsRepository
-from dispatcher.kinds import EventType
-from dispatcher.samples import sample_event
-from dispatcher.service import Dispatcher
+from dispatcher.delivery.orchestrator import Dispatcher
+from dispatcher.delivery.record import DeliveryFilter, DeliveryRecords
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
 from dispatcher.settings import Settings
-from dispatcher.transport import (
+from dispatcher.smtp.transport import (
     PermanentFailure,
     SmtpReply,
     TemporaryFailure,

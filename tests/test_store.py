@@ -9,6 +9,7 @@ from sqlalchemy import Engine, func, select
 
 from config_store.models import SettingsText, SettingsVersion
 from config_store.repository import SettingsRepository, changed_fields
+from dispatcher.domain.kinds import KIND_BY_NAME
 from dispatcher.errors import (
     DispatcherError,
     GroupExists,
@@ -18,7 +19,6 @@ from dispatcher.errors import (
     UnknownVersion,
     VersionConflict,
 )
-from dispatcher.kinds import KIND_BY_NAME
 from tests.documents import FULL, addresses_only, full
 
 

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
+from dispatcher.domain.events import template_variables
+from dispatcher.domain.kinds import EventType
 from dispatcher.errors import TemplateProblem
-from dispatcher.events import template_variables
-from dispatcher.kinds import EventType
-from dispatcher.templating import check_source, render_text
+from dispatcher.mail.templating import check_source, render_text
 
 VARIABLES = template_variables(EventType.PASSWORD_RESET)
 CONTEXT = {

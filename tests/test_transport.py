@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.addresses import Mailbox
-from dispatcher.render import RenderedEmail, build_message
-from dispatcher.transport import (
+from dispatcher.domain.addresses import Mailbox
+from dispatcher.mail.render import RenderedEmail, build_message
+from dispatcher.smtp.transport import (
     PermanentFailure,
     SmtpConfig,
     SmtpTransport,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from dispatcher.transport import SmtpTransport, TemporaryFailure
+from dispatcher.smtp.transport import SmtpTransport, TemporaryFailure
 from tests.harness import free_port
 from tests.test_transport import config, send
 

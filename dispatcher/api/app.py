@@ -19,11 +19,12 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from config_store.document import SettingsDocument
+from dispatcher.admin.use_cases import CeleryPipeline, Pipeline
 from dispatcher.api import routes, schemas, ui
-from dispatcher.api.admin import CeleryPipeline, Pipeline
 from dispatcher.api.auth import AuthProblem, SessionSigner
 from dispatcher.api.config import ApiSettings
 from dispatcher.api.runtime import Runtime
+from dispatcher.domain.events import Event as AnyEvent
 from dispatcher.errors import (
     BrokerUnavailable,
     DispatcherError,
@@ -36,9 +37,8 @@ from dispatcher.errors import (
     UnknownVersion,
     VersionConflict,
 )
-from dispatcher.events import Event as AnyEvent
-from dispatcher.mailbox import NoMailbox, UnknownMessage
 from dispatcher.settings import Settings, get_settings
+from dispatcher.smtp.mailbox import NoMailbox, UnknownMessage
 
 DESCRIPTION = """\
 Admin API of the portal e-mail dispatcher: customer groups, their versioned

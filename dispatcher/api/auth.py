@@ -17,7 +17,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from config_store.access import AccessStore, scope_allows
+from dispatcher.admin.access import AccessStore, scope_allows
 
 SESSION_COOKIE = "dispatcher_session"
 CSRF_HEADER = "X-CSRF-Token"

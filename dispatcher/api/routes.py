@@ -11,20 +11,20 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 
-from config_store.access import ADMIN, PUBLISH, READ
 from config_store.document import dump, load
-from config_store.effective import effective_view
-from config_store.records import DEAD, STATUSES, DeliveryFilter, DeliveryView
 from config_store.repository import GroupInfo, SaveResult
+from dispatcher.admin.access import ADMIN, PUBLISH, READ
+from dispatcher.admin.use_cases import Change, InvalidRequest, SaveOutcome, readiness
 from dispatcher.api import schemas
-from dispatcher.api.admin import Change, InvalidRequest, SaveOutcome, readiness
 from dispatcher.api.auth import Principal
 from dispatcher.api.runtime import requires, runtime_of
+from dispatcher.delivery.record import DEAD, STATUSES, DeliveryFilter, DeliveryView
+from dispatcher.domain.fields import GROUP_CODE_PATTERN, check_group_code
+from dispatcher.domain.group_settings import effective_view
+from dispatcher.domain.kinds import lookup_kind
+from dispatcher.domain.locales import locale_problem
 from dispatcher.errors import DispatcherError, FieldError, NoSettings
-from dispatcher.fields import GROUP_CODE_PATTERN, check_group_code
-from dispatcher.kinds import lookup_kind
-from dispatcher.locales import locale_problem
-from dispatcher.mailbox import FILE_NAME, MailSummary, list_messages, read_message
+from dispatcher.smtp.mailbox import FILE_NAME, MailSummary, list_messages, read_message
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_INT = schemas.MAX_INT
@@ -128,7 +128,7 @@ def readyz(request: Request, response: Response) -> schemas.Readiness:
 )
 def metrics(_: Reader) -> Response:
     """Prometheus metrics (a token with the read scope)."""
-    from dispatcher.metrics import exposition
+    from dispatcher.ops.metrics import exposition
 
     body, content_type = exposition()
     return Response(body, media_type=content_type)

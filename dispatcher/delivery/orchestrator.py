@@ -1,0 +1,631 @@
+"""The one orchestrator: an event becomes recorded deliveries and sent e-mails.
+
+It knows nothing of Celery: what must happen later comes back as
+``FollowUp`` values that the task layer schedules. Steps, in order:
+parse and validate; load the group's settings snapshot; plan; record the
+event and its deliveries in one transaction; for each due delivery claim it,
+render, send over the process's SMTP connection, and record the outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from config_store.repository import SettingsRepository
+from dispatcher.delivery.limits import Limits
+from dispatcher.delivery.record import (
+    DEAD,
+    RETRYING,
+    SENT,
+    SUPPRESSED,
+    UNKNOWN,
+    WAITING,
+    Accepted,
+    AcceptRequest,
+    AttemptResult,
+    Claimed,
+    DeliveryRecords,
+    DeliveryView,
+    NewDelivery,
+)
+from dispatcher.domain.addresses import Mailbox, parse_mailbox
+from dispatcher.domain.events import Event, parse_event
+from dispatcher.domain.group_settings import GroupSettings
+from dispatcher.domain.kinds import KIND_BY_NAME, Lane, lane_for_event
+from dispatcher.domain.rules import plan
+from dispatcher.domain.samples import context_for, sample_event
+from dispatcher.errors import (
+    DispatcherError,
+    InvalidEvent,
+    NoSettings,
+    StoreUnavailable,
+    UnknownGroup,
+)
+from dispatcher.mail.render import build_message, message_id_for, render_email
+from dispatcher.ops import logs, metrics
+from dispatcher.settings import Settings
+from dispatcher.smtp.transport import (
+    DeliveryFailure,
+    PermanentFailure,
+    SmtpTransport,
+    UncertainOutcome,
+)
+
+log = logging.getLogger("dispatcher.delivery")
+
+# In a batch, outcomes are written to the record every this many e-mails.
+FINISH_EVERY = 10
+# A delivery claimed by a worker counts as due this much early, so that a
+# retry task firing a moment before its due time (clock skew) still runs.
+CLAIM_SLACK = timedelta(seconds=2)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """An event validated, with its group's settings and its planned e-mails."""
+
+    event: Event
+    payload: dict[str, Any]
+    lane: str
+    settings: GroupSettings
+    planned: list[NewDelivery]
+
+    def outcome(
+        self, status: str, deliveries: Iterable[DeliveryView], follow_ups: Iterable[FollowUp]
+    ) -> EventOutcome:
+        return EventOutcome(
+            self.event.event_id,
+            status,
+            None,
+            tuple(deliveries),
+            tuple(follow_ups),
+            event_type=self.event.type,
+            group=self.event.customer_group,
+        )
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A delivery to attempt again after ``delay`` seconds, on its lane."""
+
+    delivery_id: int
+    lane: str
+    delay: float
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    event_id: str | None
+    status: str  # accepted, duplicate, failed, rejected
+    reason: str | None = None
+    deliveries: tuple[DeliveryView, ...] = ()
+    follow_ups: tuple[FollowUp, ...] = field(default=())
+    event_type: str = "-"
+    group: str = "-"
+
+
+class Dispatcher:
+    """Turns events into e-mails; one instance per worker process."""
+
+    def __init__(
+        self,
+        settings_repository: SettingsRepository,
+        records: DeliveryRecords,
+        transport: SmtpTransport,
+        config: Settings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        jitter: Callable[[], float] = random.random,
+        limits: Limits | None = None,
+    ) -> None:
+        self.settings_repository = settings_repository
+        self.records = records
+        self.transport = transport
+        self.config = config
+        self.clock = clock
+        self.jitter = jitter
+        self.limits = limits
+
+    # Events -----------------------------------------------------------------
+
+    def handle_event(self, raw: object, published_at: float | None = None) -> EventOutcome:
+        """Process one raw event from the queue; never raises for bad input.
+
+        ``published_at`` (Unix time, from the message) times event-to-acceptance.
+        """
+        outcome = self._handle_event(raw, published_at)
+        _count_event(outcome)
+        return outcome
+
+    def _handle_event(self, raw: object, published_at: float | None) -> EventOutcome:
+        prepared = self._prepare(raw, self.clock())
+        if isinstance(prepared, EventOutcome):
+            return prepared
+        accepted = self.records.record_accepted(
+            prepared.payload,
+            prepared.lane,
+            prepared.planned,
+            prepared.settings.version or 0,
+            self.clock(),
+        )
+        follow_ups = self._deliver(accepted, prepared.event, prepared.settings, published_at)
+        status = "accepted" if accepted.new else "duplicate"
+        return prepared.outcome(status, accepted.deliveries, follow_ups)
+
+    def handle_events(
+        self, raws: Sequence[object], published_at: float | None = None
+    ) -> list[EventOutcome]:
+        """Process a batch of raw events: one transaction records them all.
+
+        Each event is still validated, deduplicated and accounted for on its
+        own; only the database work is shared. Outcomes of sends are written
+        every ``FINISH_EVERY`` e-mails, which bounds how many a crashed worker
+        leaves "sending" (to be sent again as uncertain).
+        """
+        now = self.clock()
+        outcomes: list[EventOutcome] = []
+        prepared: list[_Prepared] = []
+        for raw in raws:
+            item = self._prepare(raw, now)
+            if isinstance(item, EventOutcome):
+                outcomes.append(item)
+            else:
+                prepared.append(item)
+        accepted = self.records.record_accepted_many(
+            [
+                AcceptRequest(p.payload, p.lane, p.planned, p.settings.version or 0)
+                for p in prepared
+            ],
+            now,
+        )
+        pending: list[AttemptResult] = []
+        for item, recorded in zip(prepared, accepted, strict=True):
+            follow_ups = self._deliver(
+                recorded, item.event, item.settings, published_at, pending=pending
+            )
+            status = "accepted" if recorded.new else "duplicate"
+            outcomes.append(item.outcome(status, recorded.deliveries, follow_ups))
+        self._finish(pending)
+        for outcome in outcomes:
+            _count_event(outcome)
+        return outcomes
+
+    def _prepare(self, raw: object, now: datetime) -> _Prepared | EventOutcome:
+        """Validate, load the group's settings and plan; outcomes for what stops here."""
+        try:
+            event = parse_event(raw)
+        except InvalidEvent as exc:
+            event_id = raw.get("event_id") if isinstance(raw, dict) else None
+            event_id = event_id if isinstance(event_id, str) else None
+            reason = "; ".join(str(error) for error in exc.errors) or str(exc)
+            self.records.record_rejected(event_id, reason, raw, now)
+            logs.step(log, logging.WARNING, "event rejected", event_id=event_id, reason=reason)
+            return EventOutcome(event_id, "rejected", reason)
+        payload = event.model_dump(mode="json", exclude_none=True)
+        lane = lane_for_event(event.type).value
+        try:
+            settings = self.settings_repository.snapshot(
+                event.customer_group, max_age=self.config.settings_cache_seconds
+            )
+        except (UnknownGroup, NoSettings) as exc:
+            view = self.records.record_failed(payload, lane, str(exc), now)
+            if view.outcome == "accepted":  # A redelivered copy of an accepted event.
+                return EventOutcome(
+                    event.event_id, "duplicate", event_type=event.type, group=event.customer_group
+                )
+            logs.step(
+                log,
+                logging.WARNING,
+                "event failed",
+                event_id=event.event_id,
+                group=event.customer_group,
+                reason=str(exc),
+            )
+            return EventOutcome(
+                event.event_id,
+                "failed",
+                str(exc),
+                event_type=event.type,
+                group=event.customer_group,
+            )
+        domain = settings.sender.address.rpartition("@")[2]
+        planned = []
+        for item in plan(event, settings):
+            address = parse_mailbox(item.recipient.email).address
+            planned.append(
+                NewDelivery(
+                    kind=item.kind.name,
+                    recipient=address,
+                    recipient_name=item.recipient.name,
+                    recipient_locale=item.recipient.locale,
+                    message_id=message_id_for(event.event_id, item.kind.name, address, domain),
+                    lane=item.kind.lane.value,
+                )
+            )
+        return _Prepared(event, payload, lane, settings, planned)
+
+    def _deliver(
+        self,
+        accepted: Accepted,
+        event: Event,
+        settings: GroupSettings,
+        published_at: float | None = None,
+        pending: list[AttemptResult] | None = None,
+    ) -> list[FollowUp]:
+        """Send what recording claimed; for a redelivered event, whatever is still due."""
+        if accepted.new:
+            return self._attempt_all(accepted.claimed, event, settings, published_at, pending)
+        due = [d.id for d in accepted.deliveries if d.status in WAITING]
+        return self.send(due, event=event, settings=settings, published_at=published_at)
+
+    def handle_test_send(self, request: Mapping[str, Any]) -> EventOutcome:
+        """Send one kind of e-mail with sample data to a given address, marked as a test.
+
+        It travels the real path (record, render, SMTP) but ignores the
+        checkboxes: an administrator checking a text wants to see it.
+        """
+        now = self.clock()
+        try:
+            test = TestSend.parse(request)
+        except DispatcherError as exc:
+            self.records.record_rejected(None, f"test send: {exc}", dict(request), now)
+            return EventOutcome(None, "rejected", str(exc))
+        settings = self.settings_repository.snapshot(test.group)
+        kind = KIND_BY_NAME[test.kind]
+        raw = sample_event(kind.event_type)
+        raw.update(event_id=test.event_id, customer_group=test.group)
+        person = {
+            "email": test.address,
+            "name": "Test",
+            **({"locale": test.locale} if test.locale else {}),
+        }
+        if kind.recipient_field:
+            raw[kind.recipient_field] = person
+        event = parse_event(raw)
+        address = parse_mailbox(test.address).address
+        planned = [
+            NewDelivery(
+                kind=kind.name,
+                recipient=address,
+                recipient_name="Test",
+                recipient_locale=test.locale,
+                message_id=message_id_for(
+                    event.event_id, kind.name, address, settings.sender.address.rpartition("@")[2]
+                ),
+                lane=kind.lane.value,
+            )
+        ]
+        payload = event.model_dump(mode="json", exclude_none=True)
+        accepted = self.records.record_accepted(
+            payload, kind.lane.value, planned, settings.version or 0, now, test=True
+        )
+        follow_ups = self._deliver(accepted, event, settings)
+        return EventOutcome(
+            event.event_id,
+            "accepted",
+            None,
+            accepted.deliveries,
+            tuple(follow_ups),
+            event_type=event.type,
+            group=event.customer_group,
+        )
+
+    # Deliveries -------------------------------------------------------------
+
+    def send(
+        self,
+        delivery_ids: Iterable[int],
+        *,
+        event: Event | None = None,
+        settings: GroupSettings | None = None,
+        published_at: float | None = None,
+    ) -> list[FollowUp]:
+        """Claim, render and send the due deliveries among ``delivery_ids``."""
+        lease = timedelta(seconds=self.config.sending_lease_seconds)
+        claimed = self.records.claim(delivery_ids, self.clock(), lease, CLAIM_SLACK)
+        return self._attempt_all(claimed, event, settings, published_at)
+
+    def _attempt_all(
+        self,
+        claimed: Iterable[Claimed],
+        event: Event | None,
+        settings: GroupSettings | None,
+        published_at: float | None,
+        pending: list[AttemptResult] | None = None,
+    ) -> list[FollowUp]:
+        """Attempt each claimed delivery; record outcomes now, or into ``pending``.
+
+        With ``pending`` (a batch), outcomes are written every ``FINISH_EVERY``.
+        """
+        results: list[AttemptResult] = [] if pending is None else pending
+        follow_ups: list[FollowUp] = []
+        for item in claimed:
+            result = self._attempt(item, event, settings)
+            results.append(result)
+            _count(item.delivery, result, published_at)
+            if result.status in (RETRYING, UNKNOWN) and result.next_attempt_at:
+                delay = max(0.0, (result.next_attempt_at - self.clock()).total_seconds())
+                follow_ups.append(FollowUp(item.delivery.id, item.delivery.lane, delay))
+            if pending is not None and len(results) >= FINISH_EVERY:
+                self._finish(results)
+                results.clear()
+        if pending is None:
+            self._finish(results)
+        return follow_ups
+
+    def _finish(self, results: list[AttemptResult]) -> None:
+        """Record outcomes, riding out a short database outage (a restart, a failover).
+
+        The e-mails were handed over already: if their outcome is not written,
+        they look abandoned and are sent again, so it is worth waiting here.
+        """
+        delay = 0.25
+        deadline = time.monotonic() + self.config.smtp_timeout * 3
+        while True:
+            try:
+                self.records.finish(results, self.clock())
+            except StoreUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 4.0)
+            else:
+                return
+
+    def _attempt(
+        self, item: Claimed, event: Event | None, settings: GroupSettings | None
+    ) -> AttemptResult:
+        delivery = item.delivery
+        now = self.clock()
+        fields: dict[str, Any] = {
+            "event_id": delivery.event_id,
+            "delivery_id": delivery.id,
+            "group": delivery.group_code,
+            "kind": delivery.kind,
+            "attempt": delivery.attempts,
+        }
+        held = self._held_back(delivery, now)
+        if held is not None:
+            return held
+        try:
+            with _timed(metrics.RENDER_SECONDS):
+                message, envelope_from = self._build(item, event, settings, now)
+        except DispatcherError as exc:
+            logs.step(log, logging.ERROR, "delivery dead", **fields, reason=f"cannot render: {exc}")
+            return AttemptResult(delivery.id, DEAD, None, f"cannot render: {exc}")
+        started = time.perf_counter()
+        try:
+            reply = self.transport.send(message, envelope_from, delivery.recipient)
+        except DeliveryFailure as exc:
+            metrics.SMTP_SECONDS.labels(outcome=exc.verdict).observe(time.perf_counter() - started)
+            return self._failed(delivery, exc, now, fields)
+        metrics.SMTP_SECONDS.labels(outcome="accepted").observe(time.perf_counter() - started)
+        logs.step(log, logging.INFO, "delivery sent", **fields, smtp_code=reply.code)
+        return AttemptResult(delivery.id, SENT, reply.code, reply.text, sent_at=self.clock())
+
+    def _held_back(self, delivery: DeliveryView, now: datetime) -> AttemptResult | None:
+        """Apply the cooldown (suppress) and the group rate (defer), if configured."""
+        if self.limits is None or delivery.test:
+            return None
+        kind = KIND_BY_NAME[delivery.kind]
+        if kind.lane is Lane.INTERACTIVE:
+            decision = self.limits.cooldown(
+                delivery.kind, delivery.recipient, delivery.id, now.timestamp()
+            )
+            if not decision.allowed:
+                metrics.SUPPRESSED.labels(kind=delivery.kind, reason="cooldown").inc()
+                logs.step(
+                    log,
+                    logging.WARNING,
+                    "delivery suppressed",
+                    event_id=delivery.event_id,
+                    delivery_id=delivery.id,
+                    group=delivery.group_code,
+                    kind=delivery.kind,
+                    reason="cooldown",
+                )
+                return AttemptResult(delivery.id, SUPPRESSED, None, decision.reason)
+            return None
+        decision = self.limits.group_rate(delivery.group_code, now.timestamp())
+        if decision.allowed or decision.retry_at is None:
+            return None
+        metrics.SUPPRESSED.labels(kind=delivery.kind, reason="group_rate_deferred").inc()
+        due = datetime.fromtimestamp(decision.retry_at, UTC) + timedelta(seconds=self.jitter() * 5)
+        return AttemptResult(
+            delivery.id, RETRYING, None, decision.reason, next_attempt_at=due, counts=False
+        )
+
+    def _failed(
+        self, delivery: DeliveryView, exc: DeliveryFailure, now: datetime, fields: dict[str, Any]
+    ) -> AttemptResult:
+        """Dead letter for permanent failures and exhausted retries; otherwise a retry."""
+        uncertain = isinstance(exc, UncertainOutcome)
+        if isinstance(exc, PermanentFailure):
+            logs.step(log, logging.WARNING, "delivery dead", **fields, smtp_code=exc.code)
+            return AttemptResult(delivery.id, DEAD, exc.code, exc.text)
+        if delivery.attempts >= self.config.retry_max_attempts:
+            logs.step(
+                log,
+                logging.WARNING,
+                "delivery dead",
+                **fields,
+                smtp_code=exc.code,
+                reason="retries exhausted",
+            )
+            return AttemptResult(
+                delivery.id,
+                DEAD,
+                exc.code,
+                f"gave up after {delivery.attempts} attempts; last: {exc.text}",
+                uncertain=uncertain,
+            )
+        due = now + timedelta(seconds=self.backoff(delivery.attempts))
+        status = UNKNOWN if uncertain else RETRYING
+        logs.step(
+            log,
+            logging.INFO,
+            f"delivery {status}",
+            **fields,
+            smtp_code=exc.code,
+            retry_at=due.isoformat(timespec="seconds"),
+        )
+        return AttemptResult(
+            delivery.id, status, exc.code, exc.text, next_attempt_at=due, uncertain=uncertain
+        )
+
+    def _build(
+        self, item: Claimed, event: Event | None, settings: GroupSettings | None, now: datetime
+    ) -> tuple[Any, str]:
+        delivery = item.delivery
+        if event is None or event.event_id != delivery.event_id:
+            event = parse_event(dict(item.payload))
+        if settings is None or (settings.group_code, settings.version) != (
+            delivery.group_code,
+            delivery.settings_version,
+        ):
+            settings = self.settings_repository.snapshot_version(
+                delivery.group_code, delivery.settings_version
+            )
+        kind = KIND_BY_NAME[delivery.kind]
+        context = context_for(
+            event, kind, settings.group_code, settings.group_name, settings.access_requests_to
+        )
+        email = render_email(settings.text_for(kind, delivery.recipient_locale), context)
+        recipient = Mailbox(delivery.recipient, delivery.recipient_name)
+        message = build_message(email, settings.sender, recipient, delivery.message_id, now)
+        envelope_from = self.config.smtp_envelope_from or settings.sender.address
+        return message, envelope_from
+
+    def backoff(self, attempts: int) -> float:
+        """Exponential backoff with jitter: base·2^(n-1), capped, times 0.5-1."""
+        ceiling = min(
+            self.config.retry_max_seconds,
+            self.config.retry_base_seconds * 2 ** max(0, attempts - 1),
+        )
+        return float(ceiling * (0.5 + self.jitter() / 2))
+
+    # Upkeep -----------------------------------------------------------------
+
+    def sweep(self) -> list[FollowUp]:
+        """Deliveries whose task was lost or whose worker died, to enqueue now."""
+        interval = self.config.sweep_interval_seconds
+        views = self.records.due(
+            self.clock(),
+            grace=timedelta(seconds=max(30.0, 3 * interval)),
+            lease=timedelta(seconds=self.config.sending_lease_seconds),
+            hold=timedelta(seconds=max(300.0, 10 * interval)),
+        )
+        if views:
+            log.info("sweep re-enqueues %d deliveries", len(views))
+        return [FollowUp(view.id, view.lane, 0.0) for view in views]
+
+    def replay_dead(self, ids: Iterable[int] | None) -> list[FollowUp]:
+        """Queue dead deliveries again (all when ``ids`` is None) with current settings."""
+        wanted = None if ids is None else list(ids)
+        groups = {d.group_code for d in self._dead(wanted)}
+        versions: dict[str, int] = {}
+        for group in groups:
+            try:
+                version = self.settings_repository.snapshot(group).version
+            except DispatcherError:
+                continue
+            if version is not None:
+                versions[group] = version
+        views = self.records.requeue_dead(wanted, versions, self.clock())
+        return [FollowUp(view.id, view.lane, 0.0) for view in views]
+
+    def _dead(self, ids: list[int] | None) -> list[DeliveryView]:
+        from dispatcher.delivery.record import DeliveryFilter
+
+        if ids is None:
+            return self.records.deliveries(DeliveryFilter(status=DEAD, limit=100_000))
+        found = [self.records.delivery(i) for i in ids]
+        return [d for d in found if d is not None and d.status == DEAD]
+
+    def failed_event_payloads(self, event_ids: Iterable[str] | None) -> list[Mapping[str, Any]]:
+        """Payloads of failed events to publish again once their cause is fixed."""
+        failed = self.records.failed_events(limit=100_000)
+        wanted = None if event_ids is None else set(event_ids)
+        return [e.payload for e in failed if wanted is None or e.event_id in wanted]
+
+
+@dataclass(frozen=True)
+class TestSend:
+    """A request to send one e-mail kind of a group, with sample data, to one address."""
+
+    event_id: str
+    group: str
+    kind: str
+    address: str
+    locale: str | None
+    actor: str
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> TestSend:
+        from dispatcher.domain.kinds import lookup_kind
+        from dispatcher.domain.locales import locale_problem
+
+        try:
+            event_id, group, kind, address = (
+                str(raw[key]) for key in ("event_id", "group", "kind", "address")
+            )
+        except KeyError as exc:
+            raise DispatcherError(f"test send: {exc.args[0]} is required") from None
+        locale = raw.get("locale")
+        if locale is not None and locale_problem(str(locale)):
+            raise DispatcherError(f"locale: {locale_problem(str(locale))}")
+        try:
+            parse_mailbox(address)
+        except ValueError as exc:
+            raise DispatcherError(f"address: {exc}") from None
+        return cls(
+            event_id=event_id,
+            group=group,
+            kind=lookup_kind(kind).name,
+            address=address,
+            locale=str(locale) if locale else None,
+            actor=str(raw.get("actor") or "unknown"),
+        )
+
+
+def _count_event(outcome: EventOutcome) -> None:
+    rejected = outcome.status == "rejected"
+    metrics.EVENTS.labels(
+        type="invalid" if rejected else outcome.event_type,
+        group="-" if rejected else outcome.group,
+        outcome=outcome.status,
+    ).inc()
+
+
+@contextmanager
+def _timed(histogram: Any) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        histogram.observe(time.perf_counter() - started)
+
+
+def _count(delivery: DeliveryView, result: AttemptResult, published_at: float | None) -> None:
+    metrics.EMAILS.labels(kind=delivery.kind, status=result.status).inc()
+    if result.status in (RETRYING, UNKNOWN):
+        metrics.RETRIES.labels(kind=delivery.kind).inc()
+    elif result.status == DEAD:
+        metrics.DEAD_LETTERS.labels(kind=delivery.kind).inc()
+    elif result.status == SENT:
+        # Retried deliveries are timed from when the event was first recorded.
+        start = published_at if published_at else delivery.created_at.timestamp()
+        metrics.EVENT_TO_ACCEPTANCE.labels(lane=delivery.lane).observe(
+            max(0.0, time.time() - start)
+        )

@@ -1,0 +1,1 @@
+"""Templates, rendering and MIME building of the e-mails; previews."""

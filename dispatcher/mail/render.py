@@ -1,0 +1,159 @@
+"""Rendering: resolved texts and an event context become subject, text and HTML.
+
+The body is written as plain text. The HTML part is derived from the rendered
+text, never rendered from the template itself: every character the author or
+the event supplied is escaped, blank lines become paragraphs, line breaks
+become <br>, and http(s) URLs become links.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formataddr
+from importlib import resources
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from dispatcher.domain.addresses import Mailbox
+from dispatcher.domain.texts import ResolvedText
+from dispatcher.errors import TemplateProblem
+from dispatcher.mail.templating import HTML_ENV, compile_text, render
+
+MAX_SUBJECT_CHARS = 255
+_URL = re.compile(r"https?://[^\s<>\"'`]+[^\s<>\"'`.,;:!?)\]}]")
+_LAYOUT = HTML_ENV.from_string(
+    resources.files("dispatcher.mail").joinpath("templates/layout.html").read_text("utf-8")
+)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+    locale: str
+
+
+class RenderFailed(TemplateProblem):
+    """A template failed at render time; ``field`` says which one."""
+
+    def __init__(self, field: str, problem: TemplateProblem) -> None:
+        self.field = field
+        super().__init__(f"{field}: {problem}")
+
+
+def clean_subject(rendered: str) -> str:
+    """Fold the rendered subject onto one line and bound its length."""
+    subject = " ".join(rendered.split())
+    if len(subject) > MAX_SUBJECT_CHARS:
+        subject = subject[: MAX_SUBJECT_CHARS - 1].rstrip() + "…"
+    return subject
+
+
+def _linkify_line(line: str) -> Markup:
+    out: list[str] = []
+    position = 0
+    for match in _URL.finditer(line):
+        out.append(escape(line[position : match.start()]))
+        url = escape(match.group(0))
+        out.append(Markup('<a href="{0}" style="color:#0b5cad;">{0}</a>').format(url))
+        position = match.end()
+    out.append(escape(line[position:]))
+    return Markup("").join(out)
+
+
+def text_to_html(text: str) -> Markup:
+    """Paragraphs and links for the HTML part; everything else is escaped."""
+    paragraphs = [part for part in re.split(r"\n[ \t]*\n", text.strip()) if part.strip()]
+    return Markup("\n").join(
+        Markup('<p style="margin:0 0 1em 0;">{}</p>').format(
+            Markup("<br>\n").join(_linkify_line(line) for line in part.strip("\n").split("\n"))
+        )
+        for part in paragraphs
+    )
+
+
+def render_email(text: ResolvedText, context: Mapping[str, Any]) -> RenderedEmail:
+    """Render one e-mail; raise ``RenderFailed`` naming the failing field."""
+    try:
+        subject = clean_subject(render(compile_text(text.subject), context, locale=text.locale))
+    except TemplateProblem as exc:
+        raise RenderFailed("subject", exc) from None
+    try:
+        body = render(compile_text(text.body), context, locale=text.locale).strip("\n")
+    except TemplateProblem as exc:
+        raise RenderFailed("body", exc) from None
+    group = context.get("group") or {}
+    html = _LAYOUT.render(
+        lang=text.locale,
+        subject=subject,
+        group_name=group.get("name", ""),
+        content=text_to_html(body),
+    )
+    return RenderedEmail(subject=subject, text=body + "\n", html=html, locale=text.locale)
+
+
+def message_id_for(event_id: str, kind: str, recipient: str, domain: str) -> str:
+    """A Message-ID derived from the delivery's unique key.
+
+    Every attempt of one delivery carries the same Message-ID, so a copy sent
+    again after an uncertain outcome can be recognised as the same e-mail.
+    """
+    digest = hashlib.sha256(f"{event_id}\x00{kind}\x00{recipient}".encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+# Quoted-printable keeps German text readable in the raw message, and the
+# classic (compat32) MIME classes build a message several times faster than
+# the EmailMessage API, whose header registry parses every value again.
+_UTF8 = Charset("utf-8")
+_UTF8.header_encoding = QP
+_UTF8.body_encoding = QP
+
+
+def _header_safe(name: str, value: str) -> str:
+    # Every value was validated long before; this is the last line of defence
+    # against a header gaining a line.
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"{name} header value contains a line break")
+    return value
+
+
+def _address(mailbox: Mailbox) -> str:
+    return formataddr((mailbox.display_name or "", mailbox.address), charset=_UTF8)
+
+
+def build_message(
+    email: RenderedEmail,
+    sender: Mailbox,
+    recipient: Mailbox,
+    message_id: str,
+    date: datetime,
+) -> Message:
+    """A multipart/alternative message: a text part and an HTML part."""
+    message = MIMEMultipart("alternative")
+    message["From"] = _header_safe("From", _address(sender))
+    message["To"] = _header_safe("To", _address(recipient))
+    subject = _header_safe("Subject", email.subject)
+    # A Header object is what compat32 folds and encodes; the stub wants str.
+    message["Subject"] = subject if subject.isascii() else Header(subject, _UTF8)  # type: ignore[assignment]
+    message["Date"] = format_datetime(date)
+    message["Message-ID"] = _header_safe("Message-ID", message_id)
+    message["Content-Language"] = _header_safe("Content-Language", email.locale)
+    # RFC 3834: automatic replies (out-of-office notices) should not answer.
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
+    # MIMEText takes a Charset object too; its stub says only str.
+    message.attach(MIMEText(email.text, "plain", _UTF8))  # type: ignore[arg-type]
+    message.attach(MIMEText(email.html, "html", _UTF8))  # type: ignore[arg-type]
+    return message

@@ -1,0 +1,1 @@
+"""Thin Celery tasks and the worker's bootstrap."""
