@@ -86,10 +86,9 @@ def wait_count(sink: Any, count: int, timeout: float) -> float:
 
 def messages_for(count: int) -> list[tuple[str, Any]]:
     """The same messages for every variant: our built-in validation e-mail."""
-    from config_store.document import validate_document
+    from config_store.document import effective_settings, validate_document
     from dispatcher.domain.addresses import Mailbox
     from dispatcher.domain.events import parse_event
-    from dispatcher.domain.group_settings import effective_settings
     from dispatcher.domain.kinds import KIND_BY_NAME, EventType
     from dispatcher.domain.samples import context_for, sample_event
     from dispatcher.mail.render import build_message, render_email

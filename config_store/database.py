@@ -14,6 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
@@ -26,6 +30,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatcher.errors import DispatcherError, SchemaNotReady, StoreUnavailable
+from dispatcher.settings import get_settings
 
 _LOCK = threading.Lock()
 _ENGINES: dict[str, Engine] = {}
@@ -95,8 +100,6 @@ def _sqlite_engine(url: str) -> Engine:
 
 
 def database_url() -> str:
-    from dispatcher.settings import get_settings
-
     return get_settings().database_url
 
 
@@ -149,8 +152,6 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 
 def _alembic_config(engine: Engine | None) -> Any:
-    from alembic.config import Config
-
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -159,7 +160,6 @@ def _alembic_config(engine: Engine | None) -> Any:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Create or migrate the schema to ``revision``."""
-    from alembic import command
 
     try:
         command.upgrade(_alembic_config(engine), revision)
@@ -172,22 +172,16 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def downgrade(engine: Engine, revision: str) -> None:
-    from alembic import command
-
     command.downgrade(_alembic_config(engine), revision)
 
 
 def head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
     head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
     assert head is not None
     return head
 
 
 def current_revision(engine: Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 

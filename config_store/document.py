@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Annotated, Any, ClassVar
 
 import yaml
@@ -26,10 +27,12 @@ from pydantic import (
 
 from dispatcher.domain.addresses import parse_mailbox
 from dispatcher.domain.events import template_variables
+from dispatcher.domain.group_settings import GroupSettings
 from dispatcher.domain.kinds import KIND_BY_NAME, SECTIONS
-from dispatcher.domain.locales import locale_problem, normalize
+from dispatcher.domain.locales import PRODUCT_LOCALE, locale_problem, normalize
 from dispatcher.domain.modelerrors import field_errors
 from dispatcher.domain.samples import sample_contexts
+from dispatcher.domain.texts import GroupText
 from dispatcher.domain.textsafety import first_forbidden, single_line_problem
 from dispatcher.errors import DispatcherError, FieldError, InvalidDocument, TemplateProblem
 from dispatcher.mail.render import clean_subject
@@ -352,3 +355,54 @@ def load(text: str, source: str = "input") -> object:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "not valid YAML or JSON"
         raise DispatcherError(f"{source}: cannot read the settings{where}: {problem}") from None
+
+
+def effective_settings(
+    document: SettingsDocument, group_code: str, group_name: str, version: int | None
+) -> GroupSettings:
+    """Build the snapshot from a validated document; pure, no I/O."""
+    base = normalize(document.default_locale) if document.default_locale else PRODUCT_LOCALE
+    texts: dict[tuple[str, str], GroupText] = {}
+    checkboxes: dict[str, bool] = {}
+    for section in SECTION_MODELS:
+        part = getattr(document, section)
+        if part is None:
+            continue
+        texts[(base, section)] = GroupText(part.subject, part.body, "group", "group")
+        ticked = getattr(part, CHECKBOXES[section]) if section in CHECKBOXES else None
+        if ticked is not None:
+            checkboxes[section] = ticked
+    for tag, translation in (document.translations or {}).items():
+        locale = normalize(tag)
+        source = f"group translation ({tag})"
+        for section in SECTION_MODELS:
+            part = getattr(translation, section)
+            if part is None:
+                continue
+            earlier = texts.get((locale, section))
+            texts[(locale, section)] = overlay(earlier, part.subject, part.body, source)
+    return GroupSettings(
+        group_code=group_code,
+        group_name=group_name,
+        version=version,
+        access_requests_to=document.internal_addresses.access_requests_to,
+        send_from=document.internal_addresses.send_from,
+        default_locale=document.default_locale,
+        checkboxes=MappingProxyType(checkboxes),
+        texts=MappingProxyType(texts),
+    )
+
+
+def overlay(
+    earlier: GroupText | None, subject: str | None, body: str | None, source: str
+) -> GroupText:
+    # A translation in the group's own base language refines the base texts
+    # field by field instead of replacing the whole section.
+    if earlier is None:
+        return GroupText(subject, body, source, source)
+    return GroupText(
+        subject if subject and subject.strip() else earlier.subject,
+        body if body and body.strip() else earlier.body,
+        source if subject and subject.strip() else earlier.subject_source,
+        source if body and body.strip() else earlier.body_source,
+    )

@@ -1,4 +1,8 @@
-"""SQLAlchemy models of the configuration store.
+"""SQLAlchemy models of the configuration store, and the one metadata of every table.
+
+The delivery record (``dispatcher.delivery.models``) and the access tables
+(``dispatcher.admin.models``) declare their tables on the same ``Base``, so
+that one Alembic history (``config_store/migrations``) covers the schema.
 
 Settings versions are immutable rows: a save inserts a new version and moves
 the group's pointer, so history and rollback need no copies of old states.
@@ -7,14 +11,12 @@ the group's pointer, so history and rollback need no copies of old states.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
     ForeignKey,
-    Index,
     Integer,
     MetaData,
     String,
@@ -107,110 +109,3 @@ class SettingsText(Base):
     body: Mapped[str | None] = mapped_column(Text)
 
     version: Mapped[SettingsVersion] = relationship(back_populates="texts")
-
-
-class EventRecord(Base):
-    """An event a worker took from the queue: the idempotency key and its outcome."""
-
-    __tablename__ = "events"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    event_id: Mapped[str] = mapped_column(String(128), unique=True)
-    type: Mapped[str] = mapped_column(String(40))
-    customer_group: Mapped[str] = mapped_column(String(64), index=True)
-    lane: Mapped[str] = mapped_column(String(16))
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    occurred_at: Mapped[str | None] = mapped_column(String(64))
-    # The validated event, kept so that retries and replays render the very
-    # same e-mail; the SQL record, not Redis, is the source of truth.
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # accepted: e-mails planned; failed: nothing could be planned (reason says why).
-    outcome: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str | None] = mapped_column(Text)
-
-    deliveries: Mapped[list[Delivery]] = relationship(
-        back_populates="event", order_by="Delivery.id", cascade="all, delete-orphan"
-    )
-
-
-class Delivery(Base):
-    """One e-mail of one event to one recipient, and what happened to it."""
-
-    __tablename__ = "deliveries"
-    __table_args__ = (
-        UniqueConstraint("event_id", "kind", "recipient"),
-        Index("ix_deliveries_status_due", "status", "next_attempt_at"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    event_pk: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
-    event_id: Mapped[str] = mapped_column(String(128))
-    kind: Mapped[str] = mapped_column(String(40))
-    recipient: Mapped[str] = mapped_column(String(254))
-    recipient_name: Mapped[str | None] = mapped_column(String(200))
-    recipient_locale: Mapped[str | None] = mapped_column(String(35))
-    group_code: Mapped[str] = mapped_column(String(64), index=True)
-    lane: Mapped[str] = mapped_column(String(16))
-    settings_version: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    last_code: Mapped[int | None] = mapped_column(Integer)
-    last_text: Mapped[str | None] = mapped_column(Text)
-    message_id: Mapped[str] = mapped_column(String(255))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # When a sweeper last enqueued a task for it; keeps sweeps from piling up
-    # tasks for a delivery whose task is still waiting in a long queue.
-    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Set when an attempt's outcome could not be known (the connection was
-    # lost after the message was handed over): the e-mail may arrive twice.
-    uncertain: Mapped[bool] = mapped_column(Boolean, default=False)
-    test: Mapped[bool] = mapped_column(Boolean, default=False)
-
-    event: Mapped[EventRecord] = relationship(back_populates="deliveries")
-
-
-class RejectedMessage(Base):
-    """A task message that was not a valid event: kept with the reason, never sent."""
-
-    __tablename__ = "rejected_messages"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    event_id: Mapped[str | None] = mapped_column(String(128))
-    reason: Mapped[str] = mapped_column(Text)
-    payload: Mapped[str] = mapped_column(Text)
-
-
-class ApiToken(Base):
-    """A bearer token of the admin API; only its SHA-256 hash is kept, never the token."""
-
-    __tablename__ = "api_tokens"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # Names stay unique even after revocation, so that an actor in the audit
-    # log and the settings history always names one token.
-    name: Mapped[str] = mapped_column(String(100), unique=True)
-    scope: Mapped[str] = mapped_column(String(16))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-class AuditEntry(Base):
-    """One change made through the API, the web UI or the token commands, with its diff."""
-
-    __tablename__ = "audit_log"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, index=True
-    )
-    actor: Mapped[str] = mapped_column(String(200))
-    action: Mapped[str] = mapped_column(String(64))
-    target: Mapped[str] = mapped_column(String(200), index=True)
-    diff: Mapped[Any] = mapped_column(JSON, nullable=True)

@@ -19,11 +19,12 @@ from config_store.document import (
     SECTION_MODELS,
     SettingsDocument,
     canonical,
+    effective_settings,
     validate_document,
 )
 from config_store.models import CustomerGroup, SettingsText, SettingsVersion
 from dispatcher.domain.fields import check_group_code
-from dispatcher.domain.group_settings import GroupSettings, effective_settings
+from dispatcher.domain.group_settings import GroupSettings
 from dispatcher.domain.textsafety import single_line_problem
 from dispatcher.errors import (
     DispatcherError,

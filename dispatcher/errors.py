@@ -122,3 +122,15 @@ class StoreUnavailable(DispatcherError):
 
 class BrokerUnavailable(DispatcherError):
     """The broker (Redis) could not be reached in time; nothing was enqueued."""
+
+
+class PartlyEnqueued(BrokerUnavailable):
+    """The broker failed after some events of a list were enqueued."""
+
+    def __init__(self, done: int, total: int, cause: str) -> None:
+        self.done = done
+        self.total = total
+        super().__init__(
+            f"{done} of {total} events were enqueued before the broker failed ({cause}); "
+            "publish the whole list again, event_id keeps that safe"
+        )

@@ -24,7 +24,7 @@ def api(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     # The metrics' state collector reads the process's configured database
     # and broker, not this test's; the live-server tests cover it.
     real = metrics.exposition
-    monkeypatch.setattr(metrics, "exposition", lambda: real(include_state=False))
+    monkeypatch.setattr(metrics, "exposition", lambda *_: real())
     access = AccessStore(engine)
     tokens = {scope: access.create_token(scope, scope).secret for scope in SCOPES}
     pipeline = RecordingPipeline()

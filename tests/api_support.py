@@ -17,9 +17,9 @@ from sqlalchemy import Engine
 from dispatcher.admin.access import AccessStore
 from dispatcher.api import create_app
 from dispatcher.api.config import ApiSettings
-from dispatcher.delivery.orchestrator import FollowUp
 from dispatcher.domain.events import Event
-from dispatcher.errors import BrokerUnavailable
+from dispatcher.domain.follow_ups import FollowUp
+from dispatcher.errors import BrokerUnavailable, PartlyEnqueued
 from dispatcher.settings import Settings
 
 with warnings.catch_warnings():
@@ -39,6 +39,7 @@ class RecordingPipeline:
     events: list[Event] = field(default_factory=list)
     test_sends: list[dict[str, Any]] = field(default_factory=list)
     scheduled: list[FollowUp] = field(default_factory=list)
+    batches: list[int] = field(default_factory=list)
     broker_down: bool = False
     fail_after: int | None = None
 
@@ -51,6 +52,19 @@ class RecordingPipeline:
                 "enqueued: check DISPATCHER_BROKER_URL and that Redis is running"
             )
         self.events.append(event)
+
+    def enqueue_events(self, events: Sequence[Event]) -> None:
+        """Like ``publish_many``: one call for the list, failing midway on demand."""
+        self.batches.append(len(events))
+        for done, event in enumerate(events):
+            try:
+                self.enqueue_event(event)
+            except BrokerUnavailable:
+                if done == 0:
+                    raise
+                raise PartlyEnqueued(
+                    done, len(events), "cannot reach the broker at redis://127.0.0.1:1/0"
+                ) from None
 
     def enqueue_test_send(
         self, group: str, kind: str, address: str, locale: str | None, actor: str

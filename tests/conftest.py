@@ -26,6 +26,8 @@ from sqlalchemy import Engine, create_engine, text
 from config_store.database import make_engine, upgrade
 from config_store.models import Base
 from config_store.repository import SettingsRepository
+from dispatcher.admin import models as _access_tables  # noqa: F401 - their tables join Base
+from dispatcher.delivery import models as _record_tables  # noqa: F401
 
 POSTGRES_URL = os.environ.get(
     "DISPATCHER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

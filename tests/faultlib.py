@@ -25,11 +25,12 @@ from sqlalchemy import Engine
 
 from config_store.database import make_engine
 from config_store.repository import SettingsRepository
-from dispatcher.broker.app import use_broker
-from dispatcher.broker.publisher import publish
-from dispatcher.delivery.record import WAITING, DeliveryFilter, DeliveryRecords
+from dispatcher.broker.publisher import publish, use_broker
+from dispatcher.delivery.record import DeliveryRecords
+from dispatcher.delivery.views import DeliveryFilter
 from dispatcher.domain.kinds import EventType
 from dispatcher.domain.samples import sample_event
+from dispatcher.domain.statuses import WAITING
 from dispatcher.errors import BrokerUnavailable
 from tests.conftest import fresh_database
 from tests.documents import addresses_only

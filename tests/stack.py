@@ -14,7 +14,8 @@ from sqlalchemy import Engine
 
 from config_store.database import make_engine
 from config_store.repository import SettingsRepository
-from dispatcher.delivery.record import DeliveryFilter, DeliveryRecords, DeliveryView
+from dispatcher.delivery.record import DeliveryRecords
+from dispatcher.delivery.views import DeliveryFilter, DeliveryView
 from tests.conftest import fresh_database, require_redis
 from tests.harness import Sink, Worker, broker_env, wait_for
 

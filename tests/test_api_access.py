@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from config_store.database import session_scope
-from config_store.models import ApiToken
 from dispatcher.admin.access import AccessStore, scope_allows
+from dispatcher.admin.models import ApiToken
 from dispatcher.api.auth import SESSION_COOKIE, SessionSigner
 from dispatcher.api.config import ApiSettings
 from tests.api_support import SECRET, Api, api_routes, make_client

@@ -26,7 +26,7 @@ from schemathesis import Case
 from config_store.database import make_engine
 from config_store.repository import SettingsRepository
 from dispatcher.admin.access import AccessStore
-from dispatcher.admin.use_cases import CeleryPipeline
+from dispatcher.admin.pipeline import CeleryPipeline
 from dispatcher.api import create_app
 from dispatcher.api.config import ApiSettings
 from dispatcher.delivery.record import DeliveryRecords
@@ -96,7 +96,7 @@ def site(
     require_redis()
     import redis
 
-    from dispatcher.broker.app import use_broker
+    from dispatcher.broker.publisher import use_broker
     from dispatcher.ops import metrics
 
     directory = tmp_path_factory.mktemp(f"fuzz-{request.param}")
@@ -128,7 +128,7 @@ def site(
         # The metrics' state collector reads the process's configured
         # database, not this one; the live-server tests cover it.
         real = metrics.exposition
-        patch.setattr(metrics, "exposition", lambda: real(include_state=False))
+        patch.setattr(metrics, "exposition", lambda *_: real())
         use_broker(broker, prefix)
         try:
             yield Site(APP.target, admin, publisher, mail_file)

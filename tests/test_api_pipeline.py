@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from dispatcher.delivery.record import AttemptResult, DeliveryRecords, NewDelivery
+from dispatcher.delivery.record import DeliveryRecords
+from dispatcher.delivery.views import AttemptResult, NewDelivery
 from dispatcher.domain.kinds import EventType
 from dispatcher.domain.samples import sample_event
 from tests.api_support import Api
@@ -234,3 +235,50 @@ def test_metrics_are_prometheus_text(api: Api) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert "# HELP" in response.text
+
+
+def test_a_list_is_handed_over_as_one_list_not_event_by_event(api: Api) -> None:
+    batch = [event() for _ in range(3)]
+    assert api.post("/v1/events", "publish", json=batch).status_code == 202
+    assert api.pipeline.batches == [3]
+
+
+@pytest.mark.redis
+def test_a_posted_list_travels_in_batches_of_ten_like_publish_many(engine: Any) -> None:
+    """The real pipeline: 25 resets and 3 validations become 4 batch tasks on two lanes."""
+    import base64
+    import json
+    import os
+
+    import redis
+
+    from dispatcher.admin.pipeline import CeleryPipeline
+    from dispatcher.admin.use_cases import Admin
+    from dispatcher.broker.publisher import BATCH_SIZE
+    from dispatcher.settings import get_settings
+    from tests.conftest import require_redis
+    from tests.stack import purge_broker
+
+    require_redis()
+    prefix = os.environ["DISPATCHER_BROKER_PREFIX"]
+    purge_broker(prefix)
+    admin = Admin(engine, get_settings(), CeleryPipeline(get_settings()))
+    resets = [event() for _ in range(25)]
+    validations = [event(EventType.CUSTOMER_VALIDATED) for _ in range(3)]
+    ids = admin.publish([*resets, *validations])
+    assert ids == [e["event_id"] for e in [*resets, *validations]]
+    client = redis.Redis.from_url(os.environ["DISPATCHER_BROKER_URL"])
+    try:
+        tasks: dict[str, list[list[str]]] = {}
+        for queue in ("dispatcher.interactive", "dispatcher.bulk"):
+            for raw in client.lrange(f"{prefix}{queue}", 0, -1):
+                envelope = json.loads(raw)
+                assert envelope["headers"]["task"] == "dispatcher.handle_events"
+                [events], _, _ = json.loads(base64.b64decode(envelope["body"]))
+                tasks.setdefault(queue, []).append([e["event_id"] for e in events])
+    finally:
+        client.close()
+        purge_broker(prefix)
+    assert sorted(len(b) for b in tasks["dispatcher.interactive"]) == [5, BATCH_SIZE, BATCH_SIZE]
+    assert [len(b) for b in tasks["dispatcher.bulk"]] == [3]
+    assert sorted(i for batches in tasks.values() for b in batches for i in b) == sorted(ids)

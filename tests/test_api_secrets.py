@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import Engine
 
 from dispatcher.admin.access import AccessStore
-from dispatcher.delivery.record import AttemptResult, DeliveryRecords, NewDelivery
+from dispatcher.delivery.record import DeliveryRecords
+from dispatcher.delivery.views import AttemptResult, NewDelivery
 from dispatcher.domain.kinds import EventType
 from dispatcher.domain.samples import sample_event
 from dispatcher.ops import metrics
@@ -30,7 +31,7 @@ def test_no_response_contains_a_secret(engine: Engine, monkeypatch: pytest.Monke
     assert config.smtp_password is not None
     assert config.smtp_password.get_secret_value() == MARKER
     real = metrics.exposition
-    monkeypatch.setattr(metrics, "exposition", lambda: real(include_state=False))
+    monkeypatch.setattr(metrics, "exposition", lambda *_: real())
     access = AccessStore(engine)
     secrets = {
         scope: access.create_token(f"{scope}-user", scope).secret

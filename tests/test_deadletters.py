@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from dispatcher.delivery.orchestrator import FollowUp
 from dispatcher.delivery.replay import ReplaySummary, replay_dead_letters
 from dispatcher.domain.events import Event
+from dispatcher.domain.follow_ups import FollowUp
 from dispatcher.domain.kinds import EventType
 from dispatcher.domain.samples import sample_event
 

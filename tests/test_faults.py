@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from dispatcher.broker.publisher import publish
-from dispatcher.delivery.record import DeliveryFilter
+from dispatcher.delivery.views import DeliveryFilter
 from dispatcher.domain.kinds import EventType
 from dispatcher.domain.samples import sample_event
 from tests.conftest import require_redis
@@ -204,7 +204,7 @@ def s11_drop_after_final_dot(stack: FaultStack) -> str:
 
 
 def s12_published_twice_and_replayed_twice(stack: FaultStack) -> str:
-    from dispatcher.worker.tasks import schedule
+    from dispatcher.broker.publisher import schedule
     from tests.test_pipeline import service_for
 
     stack.sink.set_faults(

@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, update
 
-from config_store.models import Delivery, EventRecord
 from dispatcher import publish
-from dispatcher.delivery.record import DeliveryRecords, NewDelivery
+from dispatcher.delivery.models import Delivery, EventRecord
+from dispatcher.delivery.record import DeliveryRecords
+from dispatcher.delivery.views import NewDelivery
 from dispatcher.domain.kinds import EventType
 from dispatcher.domain.samples import sample_event
 from dispatcher.ops import logs

@@ -250,7 +250,8 @@ def test_permanent_failure_becomes_a_dead_letter_and_replays(stack: Stack) -> No
     assert row.last_text == "RCPT TO refused: 5.1.1 no such user"
     assert stack.sink.messages(person["email"]) == []
     stack.sink.set_faults([])
-    from dispatcher.worker.tasks import schedule, service
+    from dispatcher.broker.publisher import schedule
+    from dispatcher.worker.bootstrap import service
 
     schedule(service_for(stack).replay_dead([row.id]))
     [again] = stack.wait_status(item["event_id"], {"sent"})

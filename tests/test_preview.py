@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config_store.document import validate_document
-from dispatcher.domain.group_settings import effective_settings
+from config_store.document import effective_settings, validate_document
 from dispatcher.domain.kinds import KIND_BY_NAME, KINDS
 from dispatcher.domain.samples import sample_event
 from dispatcher.domain.texts import builtin_texts

@@ -27,7 +27,7 @@ def test_publish_validates_before_enqueueing() -> None:
 
 
 def test_publish_many_enqueues_nothing_if_one_is_invalid() -> None:
-    from dispatcher.broker.publisher import validate_all
+    from dispatcher.domain.events import validate_all
 
     good = sample_event(EventType.PASSWORD_RESET)
     bad = sample_event(EventType.PASSWORD_RESET)

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from config_store.document import validate_document
+from config_store.document import effective_settings, validate_document
 from dispatcher.domain.events import parse_event
-from dispatcher.domain.group_settings import effective_settings
 from dispatcher.domain.kinds import EventType
 from dispatcher.domain.rules import plan
 from dispatcher.domain.samples import sample_event

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, update
 
-from config_store.models import Delivery
 from config_store.repository import SettingsRepository
+from dispatcher.delivery.models import Delivery
 from dispatcher.delivery.orchestrator import Dispatcher
-from dispatcher.delivery.record import DeliveryFilter, DeliveryRecords
+from dispatcher.delivery.record import DeliveryRecords
+from dispatcher.delivery.views import DeliveryFilter
 from dispatcher.domain.kinds import EventType
 from dispatcher.domain.samples import sample_event
 from dispatcher.settings import Settings

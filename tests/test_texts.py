@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from config_store.document import validate_document
+from config_store.document import effective_settings, validate_document
 from dispatcher.domain.events import template_variables
-from dispatcher.domain.group_settings import effective_settings, effective_view
+from dispatcher.domain.group_settings import effective_view
 from dispatcher.domain.kinds import KIND_BY_NAME, KINDS
 from dispatcher.domain.texts import builtin_texts
 from dispatcher.mail.templating import check_source

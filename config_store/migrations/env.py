@@ -5,7 +5,13 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine
 
+from config_store.database import get_engine
 from config_store.models import Base
+
+# Every table of the schema is declared on Base; the delivery record's and the
+# access store's modules add theirs when imported.
+from dispatcher.admin import models as _access_tables  # noqa: F401
+from dispatcher.delivery import models as _record_tables  # noqa: F401
 
 target_metadata = Base.metadata
 
@@ -13,8 +19,6 @@ target_metadata = Base.metadata
 def run_migrations() -> None:
     engine = context.config.attributes.get("engine")
     if not isinstance(engine, Engine):
-        from config_store.database import get_engine
-
         engine = get_engine()
     with engine.connect() as connection:
         context.configure(

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from config_store.database import require_schema, session_scope
-from config_store.models import ApiToken, AuditEntry
+from dispatcher.admin.models import ApiToken, AuditEntry
 from dispatcher.domain.textsafety import single_line_problem
 from dispatcher.errors import DispatcherError
 

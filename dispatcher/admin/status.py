@@ -1,16 +1,33 @@
-"""The operator's overview: queues, deliveries and workers, as data and as text."""
+"""The operator's overview: queues, deliveries and workers, as data, text and gauges.
+
+``dispatcher status``, ``/readyz`` and the gauges of ``/metrics`` read the
+same state: the broker's queues and the delivery record.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from config_store.database import first_line, get_engine, ping, redact, require_schema
+from dispatcher.admin.pipeline import Pipeline
+from dispatcher.broker.app import app
+from dispatcher.broker.queues import broker_state
+from dispatcher.delivery.record import DeliveryRecords
 from dispatcher.errors import DispatcherError
+from dispatcher.settings import Settings, get_settings
 
 
 def workers_seen(timeout: float = 1.0) -> list[str]:
     """Names of the workers that answered a ping within ``timeout`` seconds."""
-    from dispatcher.broker.app import app
-
     try:
         replies = app.control.inspect(timeout=timeout).ping() or {}
     except Exception:  # noqa: BLE001 - no broker means no workers to see
@@ -19,11 +36,6 @@ def workers_seen(timeout: float = 1.0) -> list[str]:
 
 
 def collect_status() -> dict[str, Any]:
-    from config_store.database import get_engine, require_schema
-    from dispatcher.broker.queues import broker_state
-    from dispatcher.delivery.record import DeliveryRecords
-    from dispatcher.settings import get_settings
-
     settings = get_settings()
     report: dict[str, Any] = {}
     try:
@@ -78,3 +90,118 @@ def format_status(report: dict[str, Any]) -> str:
         if report.get("oldest_waiting_delivery"):
             lines.append(f"oldest waiting delivery: {report['oldest_waiting_delivery']}")
     return "\n".join(lines)
+
+
+class StateCollector(Collector):
+    """Queue depths, unacknowledged messages and the delivery record, read at scrape time."""
+
+    def __init__(self, engine: Engine, config: Settings, include_workers: bool = True) -> None:
+        self.engine = engine
+        self.config = config
+        self.include_workers = include_workers
+        self._workers: tuple[float, int] = (0.0, 0)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily("dispatcher_broker_up", "1 if Redis answered this scrape.")
+        try:
+            state = broker_state(self.config)
+        except DispatcherError:
+            up.add_metric([], 0)
+            yield up
+        else:
+            up.add_metric([], 1)
+            yield up
+            depth = GaugeMetricFamily(
+                "dispatcher_queue_depth",
+                "Messages waiting per queue, all priority sub-queues included.",
+                labels=["queue"],
+            )
+            for queue, value in state.depths.items():
+                depth.add_metric([queue], value)
+            yield depth
+            yield GaugeMetricFamily(
+                "dispatcher_queue_unacked",
+                "Messages taken by workers and not yet acknowledged.",
+                value=state.unacked,
+            )
+            yield GaugeMetricFamily(
+                "dispatcher_oldest_unacked_seconds",
+                "Age of the oldest unacknowledged message.",
+                value=state.oldest_unacked_seconds or 0.0,
+            )
+            yield GaugeMetricFamily(
+                "dispatcher_journal_events",
+                "Accepted events in the journal: recent ones, and any not yet recorded.",
+                value=state.journal,
+            )
+            yield GaugeMetricFamily(
+                "dispatcher_journal_oldest_seconds",
+                "Age of the oldest journal entry; about the grace period when all is well.",
+                value=state.oldest_journal_seconds or 0.0,
+            )
+            if self.include_workers:
+                yield GaugeMetricFamily(
+                    "dispatcher_workers", "Workers that answered a ping.", value=self._count()
+                )
+        yield from self._record()
+
+    def _count(self) -> int:
+        # A ping takes up to a second; scrapes come every 15 s or so, so the
+        # answer is reused for a few seconds.
+        checked, count = self._workers
+        if time.monotonic() - checked > 10:
+            count = len(workers_seen(timeout=0.5))
+            self._workers = (time.monotonic(), count)
+        return count
+
+    def _record(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily("dispatcher_database_up", "1 if the database answered.")
+        try:
+            records = DeliveryRecords(self.engine)
+            counts = records.status_counts()
+            oldest = records.oldest_waiting()
+        except Exception:  # noqa: BLE001 - a scrape must not fail
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        deliveries = GaugeMetricFamily(
+            "dispatcher_deliveries", "Deliveries in the record, by status.", labels=["status"]
+        )
+        for status, count in counts.items():
+            deliveries.add_metric([status], count)
+        yield deliveries
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+        yield GaugeMetricFamily(
+            "dispatcher_oldest_waiting_delivery_seconds",
+            "Age of the oldest delivery still queued, retrying or unknown.",
+            value=max(0.0, age),
+        )
+
+
+@dataclass(frozen=True)
+class Readiness:
+    database: str  # "ok" or the problem
+    broker: str
+
+    @property
+    def ready(self) -> bool:
+        return self.database == "ok" and self.broker == "ok"
+
+
+def readiness(engine: Engine, pipeline: Pipeline) -> Readiness:
+    """Whether the database (with this code's schema) and the broker can be reached."""
+    try:
+        ping(engine)
+        require_schema(engine)
+        database = "ok"
+    except DispatcherError as exc:
+        database = str(exc)
+    except SQLAlchemyError as exc:
+        database = (
+            f"cannot reach the database {redact(str(engine.url))}: {first_line(exc)}; check "
+            "DISPATCHER_DATABASE_URL and that the database server is running"
+        )
+    broker = pipeline.broker_problem() or "ok"
+    return Readiness(database, broker)

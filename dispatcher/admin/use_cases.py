@@ -1,44 +1,41 @@
-"""What the admin API and the web UI do, without HTTP: each change with its actor and diff.
+"""What administrators do, without HTTP or a terminal: each change with its actor and diff.
 
-The HTTP layer (``dispatcher.api.routes``) only decodes requests, calls one
-method here and encodes the result; every rule lives here or below, so it can
-be tested and reused without a web server.
+Both front doors call this: the HTTP layer (``dispatcher.api``) and the
+command line (``dispatcher.cli``) only decode input, call one method here and
+encode the result. Every change therefore lands in the audit log the same
+way, whichever door it came through.
 """
 
 from __future__ import annotations
 
-import copy
-import threading
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from config_store.database import first_line, ping, redact, require_schema
-from config_store.document import SettingsDocument, validate_document
+from config_store.document import effective_settings
 from config_store.repository import (
     GroupInfo,
     SaveResult,
     SettingsRepository,
     VersionInfo,
     check_group_name,
-    flatten,
 )
-from dispatcher.admin.access import AccessStore
-from dispatcher.delivery.orchestrator import Dispatcher, FollowUp
+from dispatcher.admin.access import AccessStore, AuditRecord, IssuedToken, TokenInfo
+from dispatcher.admin.changes import Change, document_changes
+from dispatcher.admin.drafts import lenient_draft
+from dispatcher.admin.pipeline import Pipeline
 from dispatcher.delivery.record import DeliveryRecords
-from dispatcher.delivery.replay import ReplaySummary, replay_dead_letters
+from dispatcher.delivery.replay import DeadLetters, ReplaySummary, replay_dead_letters
 from dispatcher.domain.addresses import parse_mailbox
-from dispatcher.domain.events import Event, parse_event
+from dispatcher.domain.events import parse_event, validate_all
 from dispatcher.domain.fields import check_group_code
-from dispatcher.domain.group_settings import effective_settings
 from dispatcher.domain.kinds import Kind, lookup_kind
 from dispatcher.domain.locales import locale_problem
 from dispatcher.errors import (
-    BrokerUnavailable,
     DispatcherError,
     FieldError,
     InvalidDocument,
@@ -49,9 +46,6 @@ from dispatcher.errors import (
 from dispatcher.mail.preview import Preview, preview
 from dispatcher.settings import Settings
 
-# Addresses a preview uses while the draft's own are not valid yet, so that
-# typing a sender address does not blank out every preview on the page.
-PLACEHOLDER_ADDRESS = "portal@example.com"
 MAX_EVENTS_PER_REQUEST = 1000
 
 
@@ -59,29 +53,6 @@ class InvalidRequest(InvalidInput):
     """A request to the admin API was refused; nothing was changed."""
 
     what = "request"
-
-
-@dataclass(frozen=True)
-class Change:
-    """One field of a settings document, before and after (None: absent)."""
-
-    path: str
-    old: Any
-    new: Any
-
-
-def document_changes(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Change]:
-    """Every changed leaf of two documents, by dotted path, in the documents' order."""
-    before = flatten(old or {})
-    after = flatten(new)
-    # Canonical documents are in contract order (the help page's), and so is
-    # their flattening: new fields first in that order, then removed ones.
-    paths = list(after) + [path for path in before if path not in after]
-    return [
-        Change(path, before.get(path), after.get(path))
-        for path in paths
-        if before.get(path) != after.get(path)
-    ]
 
 
 @dataclass(frozen=True)
@@ -110,156 +81,6 @@ class PreviewOutcome:
     preview: Preview
     # Problems elsewhere in the draft that the preview worked around.
     set_aside: tuple[FieldError, ...] = ()
-
-
-@dataclass(frozen=True)
-class Readiness:
-    database: str  # "ok" or the problem
-    broker: str
-
-    @property
-    def ready(self) -> bool:
-        return self.database == "ok" and self.broker == "ok"
-
-
-class Pipeline(Protocol):
-    """How the admin side hands work to the workers."""
-
-    def enqueue_event(self, event: Event) -> None: ...
-
-    def enqueue_test_send(
-        self, group: str, kind: str, address: str, locale: str | None, actor: str
-    ) -> str: ...
-
-    def schedule(self, follow_ups: Sequence[FollowUp]) -> None: ...
-
-    def broker_problem(self) -> str | None: ...
-
-
-class CeleryPipeline:
-    """The real pipeline: Celery over the configured Redis."""
-
-    def __init__(self, config: Settings) -> None:
-        self.config = config
-
-    def enqueue_event(self, event: Event) -> None:
-        from dispatcher.broker.publisher import enqueue
-
-        enqueue(event)
-
-    def enqueue_test_send(
-        self, group: str, kind: str, address: str, locale: str | None, actor: str
-    ) -> str:
-        from dispatcher.broker.publisher import publish_test_send
-
-        return publish_test_send(group, kind, address, locale, actor)
-
-    def schedule(self, follow_ups: Sequence[FollowUp]) -> None:
-        from kombu.exceptions import OperationalError
-
-        from dispatcher.worker.tasks import schedule
-
-        try:
-            schedule(follow_ups)
-        except (OperationalError, OSError) as exc:
-            raise BrokerUnavailable(
-                f"the deliveries are queued again in the database, but the broker is not "
-                f"reachable ({exc}); the sweeper sends them once Redis is back"
-            ) from None
-
-    def broker_problem(self) -> str | None:
-        import redis
-
-        from dispatcher.broker.queues import redis_client
-
-        try:
-            client = redis_client(self.config)
-        except DispatcherError as exc:
-            return str(exc)
-        try:
-            client.ping()
-        except redis.RedisError as exc:
-            from dispatcher.settings import redact_url
-
-            return (
-                f"cannot reach Redis at {redact_url(self.config.broker_url)}: {exc}; check "
-                "DISPATCHER_BROKER_URL and that Redis is running"
-            )
-        finally:
-            client.close()
-        return None
-
-
-def _placeholder_addresses(document: dict[str, Any], key: str | None) -> None:
-    addresses = document.get("internal_addresses")
-    if key in {"access_requests_to", "send_from"} and isinstance(addresses, dict):
-        addresses[key] = PLACEHOLDER_ADDRESS
-    else:
-        document["internal_addresses"] = {
-            "access_requests_to": PLACEHOLDER_ADDRESS,
-            "send_from": PLACEHOLDER_ADDRESS,
-        }
-
-
-def _concerns(parts: list[str], section: str | None) -> bool:
-    """Whether an error at ``parts`` affects the preview of ``section``."""
-    if not parts:
-        return True
-    if parts[0] == "translations":
-        return len(parts) >= 3 and parts[2] == section
-    return parts[0] == section
-
-
-def _set_aside(document: dict[str, Any], parts: list[str]) -> bool:
-    """Remove or replace the part of ``document`` an error points at; say if it changed."""
-    top = parts[0]
-    if top == "internal_addresses":
-        _placeholder_addresses(document, parts[1] if len(parts) > 1 else None)
-        return True
-    if top == "translations" and len(parts) >= 2:
-        translations = document.get("translations")
-        if isinstance(translations, dict):
-            texts = translations.get(parts[1])
-            if len(parts) >= 3 and isinstance(texts, dict) and parts[2] in texts:
-                del texts[parts[2]]
-                return True
-            if parts[1] in translations:
-                del translations[parts[1]]
-                return True
-    if top in document:
-        del document[top]
-        return True
-    return False
-
-
-def lenient_draft(
-    raw: object, section: str | None, subject: str = ""
-) -> tuple[SettingsDocument, tuple[FieldError, ...]]:
-    """Validate a draft for previewing one section; problems elsewhere are set aside.
-
-    Returns the document to preview and the problems that were set aside.
-    Problems in the previewed section itself raise ``InvalidDocument``.
-    """
-    if not isinstance(raw, dict):
-        return validate_document(raw, subject), ()
-    draft: dict[str, Any] = copy.deepcopy(raw)
-    aside: list[FieldError] = []
-    # Each round removes at least one faulty part; a document has few parts.
-    for _ in range(16):
-        try:
-            return validate_document(draft, subject), tuple(aside)
-        except InvalidDocument as exc:
-            errors = exc.errors
-        blocking = [e for e in errors if _concerns(e.path.split(".") if e.path else [], section)]
-        if blocking:
-            raise InvalidDocument(blocking, subject)
-        changed = False
-        for error in errors:
-            changed = _set_aside(draft, error.path.split(".")) or changed
-            aside.append(error)
-        if not changed:
-            raise InvalidDocument(errors, subject)
-    return validate_document(draft, subject), tuple(aside)
 
 
 def _check_kind(name: str, errors: list[FieldError]) -> Kind | None:
@@ -291,8 +112,6 @@ class Admin:
     settings: SettingsRepository = field(init=False)
     records: DeliveryRecords = field(init=False)
     access: AccessStore = field(init=False)
-    _dispatcher: Dispatcher | None = field(init=False, default=None)
-    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.settings = SettingsRepository(self.engine)
@@ -441,7 +260,10 @@ class Admin:
         return event_id
 
     def publish(self, body: object) -> list[str]:
-        """Validate one event or a list of them, then enqueue all; return their ids."""
+        """Validate one event or a list of them, then enqueue all; return their ids.
+
+        A list travels the way ``publish_many()`` sends it: in batches per lane.
+        """
         if isinstance(body, list):
             if not body:
                 raise InvalidEvent([FieldError("", "the list is empty; send at least one event")])
@@ -455,19 +277,11 @@ class Admin:
                         )
                     ]
                 )
-            events = list(_validate_all(body))
+            events = validate_all(body)
+            self.pipeline.enqueue_events(events)
         else:
             events = [parse_event(body)]
-        for index, event in enumerate(events):
-            try:
-                self.pipeline.enqueue_event(event)
-            except BrokerUnavailable as exc:
-                if index == 0:
-                    raise
-                raise BrokerUnavailable(
-                    f"{index} of {len(events)} events were enqueued before the broker failed "
-                    f"({exc}); publish the whole list again, event_id keeps that safe"
-                ) from None
+            self.pipeline.enqueue_event(events[0])
         return [event.event_id for event in events]
 
     def replay(
@@ -477,11 +291,12 @@ class Admin:
         deliveries: Sequence[int] = (),
         events: Sequence[str] = (),
         everything: bool = False,
+        report: Callable[[ReplaySummary], None] | None = None,
     ) -> ReplaySummary:
         """Send dead deliveries again and re-plan failed events (all of them with ``everything``).
 
-        The same function does ``dispatcher dead-letters replay``; here each
-        replay that moved something is also recorded in the audit log.
+        Each replay that moved something is recorded in the audit log before
+        anything goes to the broker; ``report`` sees the summary then too.
         """
 
         def audit(summary: ReplaySummary) -> None:
@@ -496,9 +311,11 @@ class Admin:
                         "all": everything,
                     },
                 )
+            if report is not None:
+                report(summary)
 
         return replay_dead_letters(
-            self._replayer(),
+            DeadLetters(self.records, self.settings),
             self.pipeline.schedule,
             self.pipeline.enqueue_event,
             deliveries=deliveries,
@@ -507,40 +324,36 @@ class Admin:
             before_sending=audit,
         )
 
-    def _replayer(self) -> Dispatcher:
-        # Replaying only moves records and enqueues work; the SMTP transport
-        # is never opened here, but the service needs one to be built.
-        with self._lock:
-            if self._dispatcher is None:
-                from dispatcher.smtp.transport import SmtpConfig, SmtpTransport
+    # Access -----------------------------------------------------------------
 
-                self._dispatcher = Dispatcher(
-                    self.settings,
-                    self.records,
-                    SmtpTransport(SmtpConfig.from_settings(self.config)),
-                    self.config,
-                )
-            return self._dispatcher
+    def create_token(self, actor: str, name: str, scope: str) -> IssuedToken:
+        """Make a token (its secret is returned once), with its audit entry."""
+        issued = self.access.create_token(name, scope)
+        self.access.record(actor, "token.create", f"token:{name}", {"scope": scope})
+        return issued
 
+    def revoke_token(self, actor: str, name: str) -> TokenInfo:
+        info = self.access.revoke(name)
+        self.access.record(actor, "token.revoke", f"token:{name}", {"scope": info.scope})
+        return info
 
-def _validate_all(events: list[object]) -> list[Event]:
-    from dispatcher.broker.publisher import validate_all
+    def audit(
+        self, target: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[AuditRecord]:
+        """The audit log, newest first; ``target`` is a group code or e.g. ``token:NAME``."""
+        if target is not None:
+            # Not every target is a group: tokens and dead letters are targets too.
+            with contextlib.suppress(DispatcherError):
+                target = self.settings.get_group(target).code
+        return self.access.audit(target, limit, offset)
 
-    return validate_all(events)
+    # Retention --------------------------------------------------------------
 
-
-def readiness(engine: Engine, pipeline: Pipeline) -> Readiness:
-    """Whether the database (with this code's schema) and the broker can be reached."""
-    try:
-        ping(engine)
-        require_schema(engine)
-        database = "ok"
-    except DispatcherError as exc:
-        database = str(exc)
-    except SQLAlchemyError as exc:
-        database = (
-            f"cannot reach the database {redact(str(engine.url))}: {first_line(exc)}; check "
-            "DISPATCHER_DATABASE_URL and that the database server is running"
-        )
-    broker = pipeline.broker_problem() or "ok"
-    return Readiness(database, broker)
+    def purge(self, actor: str, cutoff: datetime, *, dry_run: bool = False) -> dict[str, int]:
+        """Delete finished records older than ``cutoff``; a real purge is audited."""
+        counts = self.records.purge(cutoff, dry_run=dry_run)
+        if not dry_run:
+            self.access.record(
+                actor, "records.purge", "records", {"before": cutoff.isoformat(), **counts}
+            )
+        return counts

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -18,8 +20,9 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from config_store.database import get_engine
 from config_store.document import SettingsDocument
-from dispatcher.admin.use_cases import CeleryPipeline, Pipeline
+from dispatcher.admin.pipeline import CeleryPipeline, Pipeline
 from dispatcher.api import routes, schemas, ui
 from dispatcher.api.auth import AuthProblem, SessionSigner
 from dispatcher.api.config import ApiSettings
@@ -215,7 +218,6 @@ def create_app(
     def engine_factory() -> Engine:
         if engine is not None:
             return engine
-        from config_store.database import get_engine
 
         return get_engine(config.database_url)
 
@@ -233,8 +235,6 @@ def create_app(
         if owns_engine:
             runtime.dispose()
 
-    from importlib.metadata import version
-
     app = FastAPI(
         title="Portal e-mail dispatcher",
         version=version("portal-dispatcher"),
@@ -251,8 +251,6 @@ def create_app(
     _install_error_handlers(app)
     _security_headers(app)
     if api_settings.origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
         # Bearer tokens only: cookies never travel cross-origin.
         app.add_middleware(
             CORSMiddleware,

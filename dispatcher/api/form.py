@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from config_store.document import CHECKBOXES
-from dispatcher.delivery.record import STATUSES
 from dispatcher.domain.kinds import KIND_BY_SECTION, KINDS, SECTIONS
+from dispatcher.domain.statuses import STATUSES
 
 _PORTAL = '"Fakturierungs- und Debitorenportal"'
 

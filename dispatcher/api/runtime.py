@@ -11,7 +11,9 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
-from dispatcher.admin.use_cases import Admin, Pipeline
+from dispatcher.admin.pipeline import Pipeline
+from dispatcher.admin.status import StateCollector
+from dispatcher.admin.use_cases import Admin
 from dispatcher.api.auth import (
     CSRF_HEADER,
     SESSION_COOKIE,
@@ -41,6 +43,7 @@ class Runtime:
     pipeline: Pipeline
     signer: SessionSigner
     _admin: Admin | None = field(default=None, init=False)
+    _state: StateCollector | None = field(default=None, init=False)
     _engine: Engine | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -55,6 +58,14 @@ class Runtime:
         with self._lock:
             if self._engine is not None:
                 self._engine.dispose()
+
+    def state(self) -> StateCollector:
+        """The gauges of ``/metrics`` read at scrape time, over this process's database."""
+        engine = self.engine()
+        with self._lock:
+            if self._state is None:
+                self._state = StateCollector(engine, self.config)
+            return self._state
 
     def admin(self) -> Admin:
         engine = self.engine()

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
 
+from dispatcher.delivery.views import DeliveryView
 from dispatcher.domain.fields import GROUP_CODE_PATTERN
 from dispatcher.domain.kinds import KIND_BY_NAME, KIND_BY_SECTION
 
@@ -244,27 +245,9 @@ class EventsAccepted(BaseModel):
     event_ids: list[str]
 
 
-class DeliveryOut(BaseModel):
-    id: int
-    event_id: str
-    group: str
-    kind: str
-    recipient: str
-    recipient_name: str | None
-    recipient_locale: str | None
-    lane: str
-    status: str
-    attempts: int
-    last_code: int | None
-    last_text: str | None
-    message_id: str
-    settings_version: int
-    created_at: Timestamp
-    updated_at: Timestamp
-    next_attempt_at: Timestamp | None
-    sent_at: Timestamp | None
-    uncertain: bool
-    test: bool
+# A delivery as the API shows it: the record's own dataclass, so that its
+# fields are defined once (``dispatcher.delivery.views``).
+DeliveryOut = DeliveryView
 
 
 class DeliveryPage(BaseModel):

@@ -25,7 +25,7 @@ VISIBILITY_TIMEOUT = _settings.visibility_timeout_seconds
 MAX_COUNTDOWN = VISIBILITY_TIMEOUT * 2 // 3
 TASK_TIME_LIMIT = VISIBILITY_TIMEOUT * 5 // 6
 TASK_SOFT_TIME_LIMIT = VISIBILITY_TIMEOUT * 3 // 4
-_transport_options = {
+TRANSPORT_OPTIONS = {
     "visibility_timeout": VISIBILITY_TIMEOUT,
     "global_keyprefix": _settings.broker_prefix,
     # A publisher must fail fast, not hang, when Redis is down.
@@ -51,7 +51,7 @@ CONSUME_ORDER = (queue_for(Lane.INTERACTIVE), MAINTENANCE_QUEUE, queue_for(Lane.
 
 app = Celery("dispatcher", broker=_settings.broker_url, include=["dispatcher.worker.tasks"])
 app.conf.update(
-    broker_transport_options=_transport_options,
+    broker_transport_options=TRANSPORT_OPTIONS,
     result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
     visibility_timeout=VISIBILITY_TIMEOUT,
     broker_connection_retry_on_startup=True,
@@ -70,7 +70,7 @@ app.conf.update(
     task_queues=[Queue(name, routing_key=name) for name in CONSUME_ORDER],
     task_default_queue=queue_for(Lane.BULK),
     task_routes={"dispatcher.sweep": {"queue": MAINTENANCE_QUEUE}},
-    worker_consumer="dispatcher.worker.tasks:RecordingConsumer",
+    worker_consumer="dispatcher.worker.consumer:RecordingConsumer",
     beat_schedule={
         "sweep": {
             "task": "dispatcher.sweep",
@@ -79,25 +79,3 @@ app.conf.update(
         }
     },
 )
-
-
-def use_broker(url: str, prefix: str = "") -> None:
-    """Point this process's publisher at another broker, dropping pooled connections.
-
-    For processes that learn their broker after import (tests that run their
-    own Redis). Workers read DISPATCHER_BROKER_URL at start instead.
-    """
-    import kombu.pools
-
-    if app.pool is not None:
-        app.pool.force_close_all()
-    # kombu keeps pools per connection URL in a registry of its own; a closed
-    # pool left there would be handed out again when the URL comes back.
-    kombu.pools.reset()
-    app.conf.broker_url = url
-    app.conf.broker_transport_options = {**_transport_options, "global_keyprefix": prefix}
-    # Celery resets its connection and producer pools this way after a fork.
-    app._after_fork()
-    from dispatcher.broker import publisher
-
-    publisher.drop_journal()

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from dispatcher.broker.journal import Entry, Journal, Rescue, rescue
-from dispatcher.domain.events import Event, parse_event
-from dispatcher.domain.kinds import lane_for_event, queue_for
-from dispatcher.errors import BrokerUnavailable, FieldError, InvalidEvent
-from dispatcher.ops import metrics
+import kombu.pools
+import redis
+from kombu.exceptions import OperationalError
 
-TASK_NAME = "dispatcher.handle_event"
-BATCH_TASK_NAME = "dispatcher.handle_events"
+from dispatcher.broker.app import MAX_COUNTDOWN, TRANSPORT_OPTIONS, app
+from dispatcher.broker.journal import Entry, Journal, Rescue, rescue
+from dispatcher.broker.messages import HANDLE_EVENT, HANDLE_EVENTS, SEND_DELIVERY, TEST_SEND
+from dispatcher.broker.queues import queue_depth, redis_for_url
+from dispatcher.domain.events import Event, parse_event, validate_all
+from dispatcher.domain.follow_ups import FollowUp
+from dispatcher.domain.kinds import KIND_BY_NAME, lane_for_event, queue_for
+from dispatcher.domain.test_send import TestSend
+from dispatcher.errors import BrokerUnavailable, PartlyEnqueued
+from dispatcher.ops import metrics
+from dispatcher.settings import get_settings, redact_url
+
+TASK_NAME = HANDLE_EVENT
+BATCH_TASK_NAME = HANDLE_EVENTS
 # Bounded: a publisher must learn within about two seconds that Redis is down.
 _RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.4}
 
@@ -31,8 +42,6 @@ def journal() -> Journal | None:
     global _journal  # noqa: PLW0603 - one client per process, reset by use_broker
     if _journal is not None:
         return _journal
-    from dispatcher.broker.app import app
-    from dispatcher.broker.queues import redis_for_url
 
     client = redis_for_url(str(app.conf.broker_url))
     if client is None:
@@ -55,7 +64,6 @@ def _file(entries: Sequence[Entry], what: str) -> None:
     target = journal()
     if target is None:
         return
-    import redis
 
     try:
         target.file(entries, time.time())
@@ -68,15 +76,12 @@ def _unfile(entries: Sequence[Entry]) -> None:
     target = journal()
     if target is None:
         return
-    import redis
 
     with contextlib.suppress(redis.RedisError):
         target.forget(e.event_id for e in entries)
 
 
 def _unavailable(exc: Exception, what: str) -> BrokerUnavailable:
-    from dispatcher.settings import get_settings, redact_url
-
     return BrokerUnavailable(
         f"cannot reach the broker at {redact_url(get_settings().broker_url)} ({exc}); "
         f"{what}: check DISPATCHER_BROKER_URL and that Redis is running"
@@ -85,10 +90,6 @@ def _unavailable(exc: Exception, what: str) -> BrokerUnavailable:
 
 def _send_task(task: str, argument: Any, queue: str, what: str) -> None:
     """Send one task message; raise ``BrokerUnavailable`` saying what was not enqueued."""
-    from kombu.exceptions import OperationalError
-
-    from dispatcher.broker.app import app
-
     try:
         app.send_task(
             task,
@@ -124,11 +125,6 @@ def publish_test_send(group: str, kind: str, address: str, locale: str | None, a
     The caller checks that the group exists; the kind, address and locale are
     checked here, and again by the worker.
     """
-    import uuid
-
-    from dispatcher.delivery.orchestrator import TestSend
-    from dispatcher.domain.kinds import KIND_BY_NAME
-
     request = {
         "event_id": f"test-{uuid.uuid4().hex}",
         "group": group,
@@ -139,8 +135,27 @@ def publish_test_send(group: str, kind: str, address: str, locale: str | None, a
     }
     test = TestSend.parse(request)
     queue = queue_for(KIND_BY_NAME[test.kind].lane)
-    _send_task("dispatcher.test_send", request, queue, "the test send was not enqueued")
+    _send_task(TEST_SEND, request, queue, "the test send was not enqueued")
     return test.event_id
+
+
+def schedule(follow_ups: Iterable[FollowUp]) -> None:
+    """Enqueue retries that fit below the visibility timeout; the sweeper takes the rest.
+
+    A countdown longer than the broker's visibility timeout would run twice
+    (the message comes back while it waits), so longer waits stay in the
+    database, where the sweeper finds them when they are due.
+    """
+    for item in follow_ups:
+        if item.delay <= MAX_COUNTDOWN:
+            queue = queue_for(item.lane)
+            app.send_task(
+                SEND_DELIVERY,
+                args=(item.delivery_id,),
+                countdown=item.delay,
+                queue=queue,
+                routing_key=queue,
+            )
 
 
 def publish(event: Mapping[str, Any]) -> str:
@@ -148,24 +163,6 @@ def publish(event: Mapping[str, Any]) -> str:
     parsed = parse_event(dict(event) if isinstance(event, Mapping) else event)
     enqueue(parsed)
     return parsed.event_id
-
-
-def validate_all(events: Iterable[object], labels: Iterable[str] | None = None) -> list[Event]:
-    """Parse every event; raise one ``InvalidEvent`` listing all problems, by position."""
-    parsed: list[Event] = []
-    errors: list[FieldError] = []
-    names = iter(labels) if labels is not None else None
-    for index, raw in enumerate(events):
-        label = next(names) if names is not None else f"[{index}]"
-        try:
-            parsed.append(parse_event(raw))
-        except InvalidEvent as exc:
-            errors.extend(
-                FieldError(f"{label}.{e.path}" if e.path else label, e.message) for e in exc.errors
-            )
-    if errors:
-        raise InvalidEvent(errors)
-    return parsed
 
 
 # Events per batch task: enough to share the database work tenfold, few
@@ -185,7 +182,11 @@ def publish_many(events: Iterable[object]) -> list[str]:
 
 
 def enqueue_many(events: Sequence[Event]) -> None:
-    """Put validated events on their lanes' queues, in batches."""
+    """Put validated events on their lanes' queues, in batches of ``BATCH_SIZE``.
+
+    Raises ``BrokerUnavailable`` when nothing was enqueued, and
+    ``PartlyEnqueued`` (saying how many were) when the broker failed midway.
+    """
     by_lane: dict[str, list[Event]] = {}
     for event in events:
         by_lane.setdefault(queue_for(lane_for_event(event.type)), []).append(event)
@@ -193,20 +194,20 @@ def enqueue_many(events: Sequence[Event]) -> None:
     for queue, items in by_lane.items():
         for start in range(0, len(items), BATCH_SIZE):
             chunk = items[start : start + BATCH_SIZE]
-            what = (
-                "nothing was enqueued"
-                if done == 0
-                else f"{done} of {len(events)} events were enqueued before; publishing all of "
-                "them again is safe (event_id makes it idempotent)"
-            )
             payloads = [_payload(event) for event in chunk]
             entries = [Entry(e.event_id, queue, p) for e, p in zip(chunk, payloads, strict=True)]
-            _file(entries, what)
             try:
-                _send_task(BATCH_TASK_NAME, payloads, queue, what)
+                _file(entries, "nothing was enqueued")
+                try:
+                    _send_task(BATCH_TASK_NAME, payloads, queue, "nothing was enqueued")
+                except BrokerUnavailable:
+                    _unfile(entries)
+                    raise
             except BrokerUnavailable:
-                _unfile(entries)
-                raise
+                if done == 0:
+                    raise
+                where = f"cannot reach the broker at {redact_url(get_settings().broker_url)}"
+                raise PartlyEnqueued(done, len(events), where) from None
             done += len(chunk)
             for event in chunk:
                 metrics.PUBLISHED.labels(type=event.type).inc()
@@ -220,9 +221,6 @@ def rescue_journal(recorded: Callable[[list[str]], set[str]], grace: float) -> R
     target = journal()
     if target is None:
         return None
-    import redis
-
-    from dispatcher.broker.queues import queue_depth
 
     forgotten = waiting = 0
     requeued: list[Entry] = []
@@ -251,3 +249,21 @@ def rescue_journal(recorded: Callable[[list[str]], set[str]], grace: float) -> R
         if result.forgotten == 0:
             break  # Only waiting entries are left at the front.
     return Rescue(forgotten, requeued, waiting)
+
+
+def use_broker(url: str, prefix: str = "") -> None:
+    """Point this process's publisher at another broker, dropping pooled connections.
+
+    For processes that learn their broker after import (tests that run their
+    own Redis). Workers read DISPATCHER_BROKER_URL at start instead.
+    """
+    if app.pool is not None:
+        app.pool.force_close_all()
+    # kombu keeps pools per connection URL in a registry of its own; a closed
+    # pool left there would be handed out again when the URL comes back.
+    kombu.pools.reset()
+    app.conf.broker_url = url
+    app.conf.broker_transport_options = {**TRANSPORT_OPTIONS, "global_keyprefix": prefix}
+    # Celery resets its connection and producer pools this way after a fork.
+    app._after_fork()
+    drop_journal()

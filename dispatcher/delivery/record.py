@@ -10,113 +10,39 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import Engine, Table, and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from config_store.database import connection_scope, session_scope
-from config_store.models import Delivery, EventRecord, RejectedMessage
+from dispatcher.delivery.models import Delivery, EventRecord, RejectedMessage
+from dispatcher.delivery.views import (
+    Accepted,
+    AcceptRequest,
+    AttemptResult,
+    Claimed,
+    DeliveryFilter,
+    DeliveryView,
+    EventView,
+    NewDelivery,
+    RejectedView,
+)
+from dispatcher.domain.statuses import FINAL, STATUSES, WAITING, DeliveryStatus, EventStatus
 
-# Delivery statuses.
-QUEUED = "queued"
-SENDING = "sending"
-SENT = "sent"
-RETRYING = "retrying"
-UNKNOWN = "unknown"
-DEAD = "dead"
-SUPPRESSED = "suppressed"
-STATUSES = (QUEUED, SENDING, SENT, RETRYING, UNKNOWN, DEAD, SUPPRESSED)
-# Statuses a worker may pick up when due.
-WAITING = (QUEUED, RETRYING, UNKNOWN)
-FINAL = (SENT, DEAD, SUPPRESSED)
-
-# Event outcomes.
-ACCEPTED = "accepted"
-FAILED = "failed"
+QUEUED = DeliveryStatus.QUEUED
+SENDING = DeliveryStatus.SENDING
+UNKNOWN = DeliveryStatus.UNKNOWN
+DEAD = DeliveryStatus.DEAD
+ACCEPTED = EventStatus.ACCEPTED
+FAILED = EventStatus.FAILED
 
 MAX_TEXT = 1000
 MAX_PAYLOAD_EXCERPT = 4000
-
-
-@dataclass(frozen=True)
-class DeliveryView:
-    id: int
-    event_id: str
-    kind: str
-    recipient: str
-    recipient_name: str | None
-    recipient_locale: str | None
-    group_code: str
-    lane: str
-    settings_version: int
-    status: str
-    attempts: int
-    last_code: int | None
-    last_text: str | None
-    message_id: str
-    created_at: datetime
-    updated_at: datetime
-    next_attempt_at: datetime | None
-    sent_at: datetime | None
-    uncertain: bool
-    test: bool
-
-
-@dataclass(frozen=True)
-class EventView:
-    event_id: str
-    type: str
-    customer_group: str
-    lane: str
-    received_at: datetime
-    outcome: str
-    reason: str | None
-    payload: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class RejectedView:
-    id: int
-    received_at: datetime
-    event_id: str | None
-    reason: str
-    payload: str
-
-
-@dataclass(frozen=True)
-class NewDelivery:
-    """A planned e-mail, ready to be recorded."""
-
-    kind: str
-    recipient: str
-    recipient_name: str | None
-    recipient_locale: str | None
-    message_id: str
-    lane: str
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """A delivery this worker now owns, with the event it renders from."""
-
-    delivery: DeliveryView
-    payload: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class AcceptRequest:
-    """One event to record with the deliveries planned for it."""
-
-    payload: Mapping[str, Any]
-    lane: str
-    planned: Sequence[NewDelivery]
-    settings_version: int
-    test: bool = False
 
 
 def _event_row(
@@ -161,73 +87,25 @@ def _delivery_row(
     }
 
 
-@dataclass(frozen=True)
-class Accepted:
-    """What recording an event did: all its deliveries, and those claimed for sending."""
-
-    deliveries: tuple[DeliveryView, ...]
-    claimed: tuple[Claimed, ...]
-    new: bool
-
-
-@dataclass(frozen=True)
-class AttemptResult:
-    """What one attempt did; applied to the record in one batch."""
-
-    delivery_id: int
-    status: str
-    code: int | None = None
-    text: str | None = None
-    next_attempt_at: datetime | None = None
-    sent_at: datetime | None = None
-    uncertain: bool = False
-    # False when the attempt was only deferred (a rate limit), not tried.
-    counts: bool = True
-
-
-@dataclass(frozen=True)
-class DeliveryFilter:
-    event_id: str | None = None
-    group: str | None = None
-    status: str | None = None
-    kind: str | None = None
-    recipient: str | None = None
-    limit: int = 100
-    offset: int = 0
-
-
 def _view(row: Delivery) -> DeliveryView:
     return _row_view(row)
 
 
+# Fields of DeliveryView whose column has another name.
+_COLUMN_OF = {"group": "group_code"}
+_VIEW_COLUMNS = tuple((f.name, _COLUMN_OF.get(f.name, f.name)) for f in fields(DeliveryView))
+_TIMES = ("created_at", "updated_at", "next_attempt_at", "sent_at")
+
+
 def _row_view(row: Any) -> DeliveryView:
-    """A delivery from a Core result row (same fields as the ORM model)."""
-    return DeliveryView(
-        id=row.id,
-        event_id=row.event_id,
-        kind=row.kind,
-        recipient=row.recipient,
-        recipient_name=row.recipient_name,
-        recipient_locale=row.recipient_locale,
-        group_code=row.group_code,
-        lane=row.lane,
-        settings_version=row.settings_version,
-        status=row.status,
-        attempts=row.attempts,
-        last_code=row.last_code,
-        last_text=row.last_text,
-        message_id=row.message_id,
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
-        next_attempt_at=_aware(row.next_attempt_at),
-        sent_at=_aware(row.sent_at),
-        uncertain=bool(row.uncertain),
-        test=bool(row.test),
-    )
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    """A delivery from an ORM object or a Core result row (same column names)."""
+    values = {name: getattr(row, column) for name, column in _VIEW_COLUMNS}
+    values["status"] = DeliveryStatus(values["status"])
+    for name in _TIMES:
+        values[name] = _aware(values[name])
+    values["uncertain"] = bool(values["uncertain"])
+    values["test"] = bool(values["test"])
+    return DeliveryView(**values)
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -628,8 +506,8 @@ class DeliveryRecords:
             rows = session.execute(
                 select(Delivery.status, func.count()).group_by(Delivery.status)
             ).all()
-        counts = dict.fromkeys(STATUSES, 0)
-        counts.update({status: int(count) for status, count in rows})
+        counts: dict[str, int] = {status.value: 0 for status in STATUSES}
+        counts.update({str(status): int(count) for status, count in rows})
         return counts
 
     def oldest_waiting(self) -> datetime | None:
@@ -671,7 +549,6 @@ class DeliveryRecords:
         Deliveries still waiting (queued, sending, retrying, unknown) are kept
         however old, and so is an event while any delivery of it remains.
         """
-        from sqlalchemy import delete, exists
 
         old_deliveries = and_(Delivery.status.in_(FINAL), Delivery.updated_at < cutoff)
         has_delivery = exists().where(Delivery.event_pk == EventRecord.id)

@@ -2,14 +2,75 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 
-from dispatcher.delivery.orchestrator import Dispatcher, FollowUp
+from config_store.repository import SettingsRepository
+from dispatcher.delivery.record import DeliveryRecords
+from dispatcher.delivery.views import DeliveryFilter, DeliveryView
 from dispatcher.domain.events import Event, parse_event
+from dispatcher.domain.follow_ups import FollowUp
+from dispatcher.domain.statuses import DeliveryStatus
+from dispatcher.errors import DispatcherError
 
 T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Replayable(Protocol):
+    """Where dead letters come from: the record, or a stand-in in tests."""
+
+    def replay_dead(self, ids: Iterable[int] | None) -> list[FollowUp]: ...
+
+    def failed_event_payloads(self, event_ids: Iterable[str] | None) -> list[Mapping[str, Any]]: ...
+
+
+class DeadLetters:
+    """Dead deliveries and failed events in the record, moved back to work."""
+
+    def __init__(
+        self,
+        records: DeliveryRecords,
+        settings_repository: SettingsRepository,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.records = records
+        self.settings_repository = settings_repository
+        self.clock = clock
+
+    def replay_dead(self, ids: Iterable[int] | None) -> list[FollowUp]:
+        """Queue dead deliveries again (all when ``ids`` is None) with current settings."""
+        wanted = None if ids is None else list(ids)
+        groups = {d.group for d in self._dead(wanted)}
+        versions: dict[str, int] = {}
+        for group in groups:
+            try:
+                version = self.settings_repository.snapshot(group).version
+            except DispatcherError:
+                continue
+            if version is not None:
+                versions[group] = version
+        views = self.records.requeue_dead(wanted, versions, self.clock())
+        return [FollowUp(view.id, view.lane, 0.0) for view in views]
+
+    def _dead(self, ids: list[int] | None) -> list[DeliveryView]:
+        if ids is None:
+            return self.records.deliveries(
+                DeliveryFilter(status=DeliveryStatus.DEAD, limit=100_000)
+            )
+        found = [self.records.delivery(i) for i in ids]
+        return [d for d in found if d is not None and d.status is DeliveryStatus.DEAD]
+
+    def failed_event_payloads(self, event_ids: Iterable[str] | None) -> list[Mapping[str, Any]]:
+        """Payloads of failed events to publish again once their cause is fixed."""
+        failed = self.records.failed_events(limit=100_000)
+        wanted = None if event_ids is None else set(event_ids)
+        return [e.payload for e in failed if wanted is None or e.event_id in wanted]
 
 
 @dataclass(frozen=True)
@@ -23,7 +84,7 @@ class ReplaySummary:
 
 
 def replay_dead_letters(
-    dispatcher: Dispatcher,
+    source: Replayable,
     schedule: Callable[[list[FollowUp]], None],
     enqueue: Callable[[Event], None],
     *,
@@ -40,10 +101,10 @@ def replay_dead_letters(
     """
     follow_ups: list[FollowUp] = []
     if everything or deliveries:
-        follow_ups = dispatcher.replay_dead(None if everything else list(deliveries))
+        follow_ups = source.replay_dead(None if everything else list(deliveries))
     payloads: list[Mapping[str, Any]] = []
     if everything or events:
-        payloads = dispatcher.failed_event_payloads(None if everything else list(events))
+        payloads = source.failed_event_payloads(None if everything else list(events))
     moved = tuple(item.delivery_id for item in follow_ups)
     replayed = tuple(str(payload["event_id"]) for payload in payloads)
     summary = ReplaySummary(

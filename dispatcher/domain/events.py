@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, NoneType, UnionType
 from typing import Any, Literal, Union, get_args, get_origin
@@ -173,3 +173,21 @@ def template_context(
     context["group"] = {"code": group_code, "name": group_name}
     context["recipient"] = recipient.model_dump(mode="json")
     return context
+
+
+def validate_all(events: Iterable[object], labels: Iterable[str] | None = None) -> list[Event]:
+    """Parse every event; raise one ``InvalidEvent`` listing all problems, by position."""
+    parsed: list[Event] = []
+    errors: list[FieldError] = []
+    names = iter(labels) if labels is not None else None
+    for index, raw in enumerate(events):
+        label = next(names) if names is not None else f"[{index}]"
+        try:
+            parsed.append(parse_event(raw))
+        except InvalidEvent as exc:
+            errors.extend(
+                FieldError(f"{label}.{e.path}" if e.path else label, e.message) for e in exc.errors
+            )
+    if errors:
+        raise InvalidEvent(errors)
+    return parsed

@@ -1,4 +1,4 @@
-"""A group's effective settings: its document merged with the built-in texts.
+"""A group's effective settings: its texts merged with the built-in ones, as plain data.
 
 Workers take this immutable snapshot per event; the admin side uses it for
 previews and for the "effective" export that shows where each value comes from.
@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
-from config_store.document import CHECKBOXES, SECTION_MODELS, SettingsDocument
 from dispatcher.domain.addresses import Mailbox, parse_mailbox
 from dispatcher.domain.kinds import KINDS, Kind
 from dispatcher.domain.locales import PRODUCT_LOCALE, normalize
@@ -47,57 +45,6 @@ class GroupSettings:
 
     def text_for(self, kind: Kind, recipient_locale: str | None) -> ResolvedText:
         return resolve(kind, recipient_locale, self.default_locale, self.texts)
-
-
-def effective_settings(
-    document: SettingsDocument, group_code: str, group_name: str, version: int | None
-) -> GroupSettings:
-    """Build the snapshot from a validated document; pure, no I/O."""
-    base = normalize(document.default_locale) if document.default_locale else PRODUCT_LOCALE
-    texts: dict[tuple[str, str], GroupText] = {}
-    checkboxes: dict[str, bool] = {}
-    for section in SECTION_MODELS:
-        part = getattr(document, section)
-        if part is None:
-            continue
-        texts[(base, section)] = GroupText(part.subject, part.body, "group", "group")
-        ticked = getattr(part, CHECKBOXES[section]) if section in CHECKBOXES else None
-        if ticked is not None:
-            checkboxes[section] = ticked
-    for tag, translation in (document.translations or {}).items():
-        locale = normalize(tag)
-        source = f"group translation ({tag})"
-        for section in SECTION_MODELS:
-            part = getattr(translation, section)
-            if part is None:
-                continue
-            earlier = texts.get((locale, section))
-            texts[(locale, section)] = _overlay(earlier, part.subject, part.body, source)
-    return GroupSettings(
-        group_code=group_code,
-        group_name=group_name,
-        version=version,
-        access_requests_to=document.internal_addresses.access_requests_to,
-        send_from=document.internal_addresses.send_from,
-        default_locale=document.default_locale,
-        checkboxes=MappingProxyType(checkboxes),
-        texts=MappingProxyType(texts),
-    )
-
-
-def _overlay(
-    earlier: GroupText | None, subject: str | None, body: str | None, source: str
-) -> GroupText:
-    # A translation in the group's own base language refines the base texts
-    # field by field instead of replacing the whole section.
-    if earlier is None:
-        return GroupText(subject, body, source, source)
-    return GroupText(
-        subject if subject and subject.strip() else earlier.subject,
-        body if body and body.strip() else earlier.body,
-        source if subject and subject.strip() else earlier.subject_source,
-        source if body and body.strip() else earlier.body_source,
-    )
 
 
 def effective_view(settings: GroupSettings, locale: str | None) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from dispatcher.errors import DispatcherError
+
 
 class EventType(StrEnum):
     ACCESS_REQUESTED = "access.requested"
@@ -121,7 +123,6 @@ SECTIONS: tuple[str, ...] = tuple(kind.section for kind in KINDS if kind.section
 
 def lookup_kind(name: str) -> Kind:
     """Find a kind by its name or by its settings section; raise a helpful error."""
-    from dispatcher.errors import DispatcherError
 
     kind = KIND_BY_NAME.get(name) or KIND_BY_SECTION.get(name)
     if kind is None:

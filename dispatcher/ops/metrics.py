@@ -5,13 +5,13 @@ it (render, SMTP, event to acceptance). Celery's prefork pool runs tasks in
 child processes, so workers use prometheus_client's multiprocess mode: every
 child writes to files under PROMETHEUS_MULTIPROC_DIR, and whoever serves
 ``/metrics`` adds them up. The state of queues and deliveries is read at
-scrape time instead of being counted, so it is right even after a restart.
+scrape time instead of being counted, so it is right even after a restart
+(``dispatcher.admin.status.StateCollector``); this module holds counters only.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,8 +22,8 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 EVENTS = Counter(
@@ -74,117 +74,20 @@ SMTP_SECONDS = Histogram(
 )
 
 
-class StateCollector(Collector):
-    """Queue depths, unacknowledged messages and the delivery record, read at scrape time."""
+def registry(state: Collector | None = None) -> CollectorRegistry:
+    """The registry to serve: this process's metrics or all worker processes' files.
 
-    def __init__(self, include_workers: bool = True) -> None:
-        self.include_workers = include_workers
-        self._workers: tuple[float, int] = (0.0, 0)
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        from dispatcher.broker.queues import broker_state
-        from dispatcher.errors import DispatcherError
-        from dispatcher.settings import get_settings
-
-        settings = get_settings()
-        up = GaugeMetricFamily("dispatcher_broker_up", "1 if Redis answered this scrape.")
-        try:
-            state = broker_state(settings)
-        except DispatcherError:
-            up.add_metric([], 0)
-            yield up
-        else:
-            up.add_metric([], 1)
-            yield up
-            depth = GaugeMetricFamily(
-                "dispatcher_queue_depth",
-                "Messages waiting per queue, all priority sub-queues included.",
-                labels=["queue"],
-            )
-            for queue, value in state.depths.items():
-                depth.add_metric([queue], value)
-            yield depth
-            yield GaugeMetricFamily(
-                "dispatcher_queue_unacked",
-                "Messages taken by workers and not yet acknowledged.",
-                value=state.unacked,
-            )
-            yield GaugeMetricFamily(
-                "dispatcher_oldest_unacked_seconds",
-                "Age of the oldest unacknowledged message.",
-                value=state.oldest_unacked_seconds or 0.0,
-            )
-            yield GaugeMetricFamily(
-                "dispatcher_journal_events",
-                "Accepted events in the journal: recent ones, and any not yet recorded.",
-                value=state.journal,
-            )
-            yield GaugeMetricFamily(
-                "dispatcher_journal_oldest_seconds",
-                "Age of the oldest journal entry; about the grace period when all is well.",
-                value=state.oldest_journal_seconds or 0.0,
-            )
-            if self.include_workers:
-                yield GaugeMetricFamily(
-                    "dispatcher_workers", "Workers that answered a ping.", value=self._count()
-                )
-        yield from self._record()
-
-    def _count(self) -> int:
-        # A ping takes up to a second; scrapes come every 15 s or so, so the
-        # answer is reused for a few seconds.
-        checked, count = self._workers
-        if time.monotonic() - checked > 10:
-            from dispatcher.admin.status import workers_seen
-
-            count = len(workers_seen(timeout=0.5))
-            self._workers = (time.monotonic(), count)
-        return count
-
-    def _record(self) -> Iterator[GaugeMetricFamily]:
-
-        up = GaugeMetricFamily("dispatcher_database_up", "1 if the database answered.")
-        try:
-            from datetime import UTC, datetime
-
-            from config_store.database import get_engine
-            from dispatcher.delivery.record import DeliveryRecords
-
-            records = DeliveryRecords(get_engine())
-            counts = records.status_counts()
-            oldest = records.oldest_waiting()
-        except Exception:  # noqa: BLE001 - a scrape must not fail
-            up.add_metric([], 0)
-            yield up
-            return
-        up.add_metric([], 1)
-        yield up
-        deliveries = GaugeMetricFamily(
-            "dispatcher_deliveries", "Deliveries in the record, by status.", labels=["status"]
-        )
-        for status, count in counts.items():
-            deliveries.add_metric([status], count)
-        yield deliveries
-        age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
-        yield GaugeMetricFamily(
-            "dispatcher_oldest_waiting_delivery_seconds",
-            "Age of the oldest delivery still queued, retrying or unknown.",
-            value=max(0.0, age),
-        )
-
-
-def registry(include_state: bool = True) -> CollectorRegistry:
-    """The registry to serve: this process's metrics or all worker processes' files."""
+    ``state`` adds gauges read at scrape time (queue depths, the delivery
+    record), which the API serves and the workers leave to it.
+    """
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
-        from prometheus_client import multiprocess
-
         result = CollectorRegistry()
         multiprocess.MultiProcessCollector(result, path=directory)  # type: ignore[no-untyped-call]
     else:
         result = REGISTRY
-    if include_state:
-        result = _with(result, StateCollector())
+    if state is not None:
+        result = _with(result, state)
     return result
 
 
@@ -203,6 +106,6 @@ class _Forward(Collector):
         yield from self.source.collect()
 
 
-def exposition(include_state: bool = True) -> tuple[bytes, str]:
+def exposition(state: Collector | None = None) -> tuple[bytes, str]:
     """The current metrics in Prometheus text format, and its content type."""
-    return generate_latest(registry(include_state)), CONTENT_TYPE_LATEST
+    return generate_latest(registry(state)), CONTENT_TYPE_LATEST

@@ -15,14 +15,14 @@ import ssl
 from dataclasses import dataclass
 from email.message import Message
 from email.policy import compat32
-from typing import Any, Literal, NoReturn
+from typing import Any, NoReturn
 
+from dispatcher.domain.statuses import Verdict
 from dispatcher.errors import DispatcherError
 from dispatcher.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Verdict = Literal["temporary", "permanent"]
 # CRLF line ends; messages arrive built and folded already (render.py).
 _WIRE = compat32.clone(linesep="\r\n")
 
@@ -37,10 +37,10 @@ def classify(code: int) -> Verdict:
     (1xx-3xx where a final reply was due) is treated as temporary.
     """
     if code == 552:
-        return "temporary"
+        return Verdict.TEMPORARY
     if 500 <= code <= 599:
-        return "permanent"
-    return "temporary"
+        return Verdict.PERMANENT
+    return Verdict.TEMPORARY
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class SmtpReply:
 class DeliveryFailure(DispatcherError):
     """An attempt failed; ``code`` and ``text`` are the server's reply, if any."""
 
-    verdict: str = "temporary"
+    verdict: Verdict = Verdict.TEMPORARY
 
     def __init__(self, text: str, code: int | None = None) -> None:
         self.code = code
@@ -61,11 +61,11 @@ class DeliveryFailure(DispatcherError):
 
 
 class TemporaryFailure(DeliveryFailure):
-    verdict = "temporary"
+    verdict = Verdict.TEMPORARY
 
 
 class PermanentFailure(DeliveryFailure):
-    verdict = "permanent"
+    verdict = Verdict.PERMANENT
 
 
 class UncertainOutcome(DeliveryFailure):
@@ -76,11 +76,11 @@ class UncertainOutcome(DeliveryFailure):
     same so that the copies can be recognised.
     """
 
-    verdict = "unknown"
+    verdict = Verdict.UNKNOWN
 
 
 def failure_for(code: int, text: str) -> DeliveryFailure:
-    if classify(code) == "permanent":
+    if classify(code) is Verdict.PERMANENT:
         return PermanentFailure(text, code)
     return TemporaryFailure(text, code)
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from dispatcher.broker.app import app
+from dispatcher.broker.queues import broker_state
 from dispatcher.errors import DispatcherError
+from dispatcher.settings import get_settings
 
 OK, STALLED, ABSENT = 0, 1, 2
 
@@ -20,9 +23,6 @@ def _sample(inspect: Any, names: list[str]) -> tuple[dict[str, int], dict[str, l
 
 def check(name: str | None, window: float) -> dict[str, Any]:
     """Watch the workers for ``window`` seconds; return status, message and details."""
-    from dispatcher.broker.app import app
-    from dispatcher.broker.queues import broker_state
-    from dispatcher.settings import get_settings
 
     settings = get_settings()
     try:

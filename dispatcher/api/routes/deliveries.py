@@ -1,0 +1,134 @@
+"""Deliveries and dead letters: list, and replay."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import AfterValidator
+
+from dispatcher.admin.use_cases import InvalidRequest
+from dispatcher.api import schemas
+from dispatcher.api.routes.common import AUTH, Administrator, Offset, Reader, no_nul, problems
+from dispatcher.api.runtime import runtime_of
+from dispatcher.delivery.views import DeliveryFilter
+from dispatcher.domain.kinds import lookup_kind
+from dispatcher.domain.statuses import STATUSES, DeliveryStatus
+from dispatcher.errors import DispatcherError, FieldError
+
+router = APIRouter()
+
+
+@router.get(
+    "/v1/deliveries",
+    tags=["deliveries"],
+    response_model=schemas.DeliveryPage,
+    responses=problems(*AUTH),
+)
+def deliveries(
+    request: Request,
+    _: Reader,
+    event_id: Annotated[str | None, AfterValidator(no_nul)] = None,
+    group: Annotated[str | None, AfterValidator(no_nul)] = None,
+    status: Annotated[
+        str | None,
+        Query(description=", ".join(STATUSES), json_schema_extra={"enum": list(STATUSES)}),
+    ] = None,
+    kind: Annotated[
+        str | None,
+        Query(
+            description="An e-mail kind or its settings section.",
+            json_schema_extra={"enum": schemas.KIND_CHOICES},
+        ),
+    ] = None,
+    recipient: Annotated[str | None, AfterValidator(no_nul)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Offset = 0,
+) -> schemas.DeliveryPage:
+    """Deliveries, newest first, filtered and paged."""
+    errors: list[FieldError] = []
+    if status is not None and status not in STATUSES:
+        errors.append(FieldError("status", f"use one of: {', '.join(STATUSES)}"))
+    if kind is not None:
+        try:
+            kind = lookup_kind(kind).name
+        except DispatcherError as exc:
+            errors.append(FieldError("kind", str(exc)))
+    if errors:
+        raise InvalidRequest(errors)
+    rows = (
+        runtime_of(request)
+        .admin()
+        .records.deliveries(
+            DeliveryFilter(event_id, group, status, kind, recipient, limit=limit + 1, offset=offset)
+        )
+    )
+    more = len(rows) > limit
+    return schemas.DeliveryPage(
+        items=rows[:limit],
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if more else None,
+    )
+
+
+@router.get(
+    "/v1/dead-letters",
+    tags=["deliveries"],
+    response_model=schemas.DeadLetters,
+    responses=problems(*AUTH),
+)
+def dead_letters(
+    request: Request, _: Reader, limit: Annotated[int, Query(ge=1, le=5000)] = 500
+) -> schemas.DeadLetters:
+    """Dead deliveries and failed events (both replayable), and rejected messages."""
+    records = runtime_of(request).admin().records
+    return schemas.DeadLetters(
+        deliveries=records.deliveries(DeliveryFilter(status=DeliveryStatus.DEAD, limit=limit)),
+        events=[
+            schemas.FailedEvent(
+                event_id=e.event_id,
+                type=e.type,
+                group=e.customer_group,
+                received_at=e.received_at,
+                reason=e.reason,
+            )
+            for e in records.failed_events(limit=limit)
+        ],
+        rejected=[
+            schemas.RejectedMessage(
+                id=r.id, received_at=r.received_at, event_id=r.event_id, reason=r.reason
+            )
+            for r in records.rejected(limit=limit)
+        ],
+    )
+
+
+@router.post(
+    "/v1/dead-letters/replay",
+    tags=["deliveries"],
+    status_code=202,
+    response_model=schemas.ReplayResponse,
+    responses=problems(*AUTH, 503),
+)
+def replay(
+    request: Request, body: schemas.ReplayRequest, principal: Administrator
+) -> schemas.ReplayResponse:
+    """Send dead deliveries again and re-plan failed events: by id, or all of them."""
+    if body.all and (body.ids or body.events):
+        raise InvalidRequest([FieldError("all", "give either all: true or ids/events, not both")])
+    if not (body.all or body.ids or body.events):
+        raise InvalidRequest(
+            [FieldError("", "give delivery ids, event ids, or all: true; nothing was replayed")]
+        )
+    report = (
+        runtime_of(request)
+        .admin()
+        .replay(principal.name, deliveries=body.ids, events=body.events, everything=body.all)
+    )
+    return schemas.ReplayResponse(
+        deliveries=list(report.deliveries),
+        events=list(report.events),
+        skipped_deliveries=list(report.skipped_deliveries),
+        skipped_events=list(report.skipped_events),
+    )
