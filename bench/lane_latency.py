@@ -38,9 +38,9 @@ def main() -> None:
     from dispatcher import publish
     from dispatcher.domain.kinds import EventType
     from dispatcher.domain.samples import sample_event
-    from tests.documents import addresses_only
-    from tests.harness import wait_for
-    from tests.stack import running_stack
+    from tests.support.documents import addresses_only
+    from tests.support.harness import wait_for
+    from tests.support.stack import running_stack
 
     with tempfile.TemporaryDirectory() as tmp, running_stack("sqlite", Path(tmp)) as stack:
         stack.settings.add_group("BENCH", "Benchmark")

@@ -76,7 +76,7 @@ def cpu_of_tree(pid: int) -> float:
 
 def wait_count(sink: Any, count: int, timeout: float) -> float:
     """Wait until the sink holds ``count`` messages; return when the last arrived."""
-    from tests.harness import wait_for
+    from tests.support.harness import wait_for
 
     # Counting lines, not parsing the index: parsing tens of thousands of
     # entries five times a second would take CPU from what is measured.
@@ -92,7 +92,7 @@ def messages_for(count: int) -> list[tuple[str, Any]]:
     from dispatcher.domain.kinds import KIND_BY_NAME, EventType
     from dispatcher.domain.samples import context_for, sample_event
     from dispatcher.mail.render import build_message, render_email
-    from tests.documents import addresses_only
+    from tests.support.documents import addresses_only
 
     settings = effective_settings(validate_document(addresses_only()), "BENCH", "Bench", 1)
     kind = KIND_BY_NAME["validation.new"]
@@ -115,7 +115,7 @@ def messages_for(count: int) -> list[tuple[str, Any]]:
 
 
 def run_raw(directory: Path, count: int) -> dict[str, Any]:
-    from tests.harness import Sink
+    from tests.support.harness import Sink
 
     prepared = messages_for(count)
     rates = []
@@ -138,8 +138,8 @@ def run_raw(directory: Path, count: int) -> dict[str, Any]:
 
 def run_naive(directory: Path, count: int, workers: int) -> dict[str, float]:
     from dispatcher.domain.texts import builtin_texts
-    from tests.harness import Sink, Worker, broker_env
-    from tests.stack import purge_broker
+    from tests.support.harness import Sink, Worker, broker_env
+    from tests.support.stack import purge_broker
 
     sink = Sink(directory / "naive-sink").start()
     prefix = f"naive-{uuid.uuid4().hex[:8]}:"
@@ -175,7 +175,7 @@ def run_naive(directory: Path, count: int, workers: int) -> dict[str, float]:
             start_new_session=True,
         )
     try:
-        from tests.harness import wait_for
+        from tests.support.harness import wait_for
 
         wait_for(lambda: bool(naive_app.control.inspect(timeout=0.5).ping()), 60, "naive worker")
         subject, body = builtin_texts()["de"]["validation.new"]
@@ -217,9 +217,9 @@ class Ours:
         from config_store.database import make_engine
         from config_store.repository import SettingsRepository
         from tests.conftest import fresh_database
-        from tests.documents import addresses_only
-        from tests.harness import Sink, Worker, broker_env
-        from tests.stack import purge_broker
+        from tests.support.documents import addresses_only
+        from tests.support.harness import Sink, Worker, broker_env
+        from tests.support.stack import purge_broker
 
         self.url, self.cleanup = fresh_database(self.database, self.directory)
         self.engine = make_engine(self.url)
@@ -244,7 +244,7 @@ class Ours:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        from tests.stack import purge_broker
+        from tests.support.stack import purge_broker
 
         self.worker.stop()
         self.sink.stop()

@@ -21,6 +21,7 @@ os.environ.setdefault(
 )
 
 import pytest
+import redis
 from sqlalchemy import Engine, create_engine, text
 
 from config_store.database import make_engine, upgrade
@@ -128,8 +129,6 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def require_redis() -> None:
-    import redis
-
     client = redis.Redis.from_url(os.environ["DISPATCHER_BROKER_URL"], socket_timeout=2)
     try:
         client.ping()
