@@ -1,4 +1,4 @@
-"""Entry point for ``celery -A worker worker``: it imports the app, nothing else.
+"""Entry point for ``celery -A worker worker``: the app, with the worker's tasks and steps.
 
 A worker's pool processes count their metrics in shared files; the directory
 must be known before any metric is created, so it is chosen here, first.
@@ -12,6 +12,6 @@ if "worker" in sys.argv[1:] and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dispatcher-metrics-")
     os.environ["DISPATCHER_OWN_METRICS_DIR"] = "1"
 
-from dispatcher.broker.app import app
+from dispatcher.worker.bootstrap import app
 
 __all__ = ["app"]

@@ -134,3 +134,15 @@ class PartlyEnqueued(BrokerUnavailable):
             f"{done} of {total} events were enqueued before the broker failed ({cause}); "
             "publish the whole list again, event_id keeps that safe"
         )
+
+
+class UnknownDelivery(DispatcherError):
+    def __init__(self, delivery_id: int) -> None:
+        self.delivery_id = delivery_id
+        super().__init__(
+            f"there is no delivery {delivery_id}; list them with: dispatcher deliveries"
+        )
+
+
+class CannotResend(DispatcherError):
+    """A resend was refused: the delivery is still under way, or its address is suppressed."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -57,12 +60,80 @@ class Settings(BaseSettings):
     # The local mail sink's directory, which the web UI shows as a mailbox;
     # `dispatcher up` sets it when it runs the sink. Unset: no mailbox.
     mailsink_dir: Path | None = None
+    # Feedback from the mail world (CONTRACT §8). With a bounce domain, every
+    # e-mail's envelope sender is bounces+TOKEN@DOMAIN, TOKEN naming the
+    # delivery, signed with the secret key.
+    bounce_domain: str | None = None
+    secret_key: SecretStr | None = None
+    # Webhooks to the portal backend: receivers (comma-separated) and the
+    # Standard Webhooks secret ("whsec_" + base64).
+    webhook_url: str = ""
+    webhook_secret: SecretStr | None = None
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # A webhook is retried with backoff for this long after its outcome.
+    webhook_retry_hours: float = Field(default=24.0, gt=0, le=24 * 14)
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=1800.0, gt=0)
 
-    @field_validator("mailsink_dir", mode="before")
+    @field_validator("mailsink_dir", "bounce_domain", "secret_key", "webhook_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
-        # An empty variable would otherwise name the working directory.
+        # An empty variable would otherwise name the working directory, or a
+        # bounce domain called "".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("bounce_domain")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        domain = value.strip().lower().rstrip(".")
+        labels = domain.split(".")
+        if len(labels) < 2 or not all(label and len(label) <= 63 for label in labels):
+            raise ValueError("is not a domain name; use e.g. bounces.example.com")
+        return domain
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"is shorter than {MIN_SECRET_LENGTH} characters; generate one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _standard_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        text = value.get_secret_value()
+        try:
+            key = base64.b64decode(text.removeprefix("whsec_"), validate=True)
+        except ValueError:
+            key = b""
+        if not text.startswith("whsec_") or len(key) < 24:
+            raise ValueError(
+                "must be 'whsec_' followed by at least 24 bytes in base64 (Standard Webhooks); "
+                'generate one with: python -c "import base64, secrets; '
+                "print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\""
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _feedback_needs_its_secrets(self) -> Settings:
+        if self.bounce_domain and self.secret_key is None:
+            raise ValueError(
+                "DISPATCHER_BOUNCE_DOMAIN needs DISPATCHER_SECRET_KEY to sign return paths; "
+                "set it (at least 32 characters) on every worker and the bounce server"
+            )
+        if self.webhook_url.strip() and self.webhook_secret is None:
+            raise ValueError(
+                "DISPATCHER_WEBHOOK_URL needs DISPATCHER_WEBHOOK_SECRET to sign the webhooks; "
+                "set it to the receiver's whsec_... secret"
+            )
+        return self
 
     @property
     def sending_lease_seconds(self) -> float:

@@ -29,6 +29,8 @@ class Pipeline(Protocol):
 
     def schedule(self, follow_ups: Sequence[FollowUp]) -> None: ...
 
+    def send_webhooks(self) -> None: ...
+
     def broker_problem(self) -> str | None: ...
 
 
@@ -57,6 +59,9 @@ class CeleryPipeline:
                 f"the deliveries are queued again in the database, but the broker is not "
                 f"reachable ({exc}); the sweeper sends them once Redis is back"
             ) from None
+
+    def send_webhooks(self) -> None:
+        publisher.send_webhooks_soon()
 
     def broker_problem(self) -> str | None:
         try:

@@ -22,6 +22,8 @@ from dispatcher.admin.pipeline import Pipeline
 from dispatcher.broker.app import app
 from dispatcher.broker.queues import broker_state
 from dispatcher.delivery.record import DeliveryRecords
+from dispatcher.delivery.suppressions import SuppressionList
+from dispatcher.delivery.webhooks import WebhookOutbox
 from dispatcher.errors import DispatcherError
 from dispatcher.settings import Settings, get_settings
 
@@ -45,6 +47,7 @@ def collect_status() -> dict[str, Any]:
         report["oldest_unacked_seconds"] = state.oldest_unacked_seconds
         report["journal"] = state.journal
         report["oldest_journal_seconds"] = state.oldest_journal_seconds
+        report["last_sweep_seconds"] = state.last_sweep_seconds
         report["broker"] = "ok"
         report["workers"] = workers_seen()
     except DispatcherError as exc:
@@ -78,6 +81,12 @@ def format_status(report: dict[str, Any]) -> str:
         age = report["oldest_journal_seconds"]
         since = f" (oldest {age:.0f} s)" if age is not None else ""
         lines.append(f"  {'journal':<26} {report['journal']}{since}")
+        swept = report.get("last_sweep_seconds")
+        lines.append(
+            "sweep: never ran (start a worker)"
+            if swept is None
+            else f"sweep: last ran {swept:.0f} s ago"
+        )
         workers = report["workers"]
         lines.append(f"workers: {', '.join(workers) if workers else 'none answered'}")
     if report.get("deliveries") is None:
@@ -135,6 +144,11 @@ class StateCollector(Collector):
                 value=state.journal,
             )
             yield GaugeMetricFamily(
+                "dispatcher_last_sweep_seconds",
+                "Seconds since a sweep last ran; about the sweep interval when all is well.",
+                value=state.last_sweep_seconds if state.last_sweep_seconds is not None else -1.0,
+            )
+            yield GaugeMetricFamily(
                 "dispatcher_journal_oldest_seconds",
                 "Age of the oldest journal entry; about the grace period when all is well.",
                 value=state.oldest_journal_seconds or 0.0,
@@ -160,6 +174,8 @@ class StateCollector(Collector):
             records = DeliveryRecords(self.engine)
             counts = records.status_counts()
             oldest = records.oldest_waiting()
+            webhooks = WebhookOutbox(self.engine).counts()
+            suppressed = SuppressionList(self.engine).entries(limit=1)[1]
         except Exception:  # noqa: BLE001 - a scrape must not fail
             up.add_metric([], 0)
             yield up
@@ -177,6 +193,19 @@ class StateCollector(Collector):
             "dispatcher_oldest_waiting_delivery_seconds",
             "Age of the oldest delivery still queued, retrying or unknown.",
             value=max(0.0, age),
+        )
+        outbox = GaugeMetricFamily(
+            "dispatcher_webhooks",
+            "Webhooks in the outbox, by status: pending, delivered, failed (given up).",
+            labels=["status"],
+        )
+        for status, count in webhooks.items():
+            outbox.add_metric([status], count)
+        yield outbox
+        yield GaugeMetricFamily(
+            "dispatcher_suppressed_addresses",
+            "Addresses on the suppression list.",
+            value=suppressed,
         )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -30,23 +30,34 @@ from dispatcher.admin.drafts import lenient_draft
 from dispatcher.admin.pipeline import Pipeline
 from dispatcher.delivery.record import DeliveryRecords
 from dispatcher.delivery.replay import DeadLetters, ReplaySummary, replay_dead_letters
+from dispatcher.delivery.suppressions import SuppressionList, SuppressionView, normalize
+from dispatcher.delivery.views import DeliveryView
+from dispatcher.delivery.webhooks import WebhookOutbox
 from dispatcher.domain.addresses import parse_mailbox
 from dispatcher.domain.events import parse_event, validate_all
 from dispatcher.domain.fields import check_group_code
+from dispatcher.domain.follow_ups import FollowUp
 from dispatcher.domain.kinds import Kind, lookup_kind
 from dispatcher.domain.locales import locale_problem
+from dispatcher.domain.textsafety import single_line_problem
 from dispatcher.errors import (
+    CannotResend,
     DispatcherError,
     FieldError,
     InvalidDocument,
     InvalidEvent,
     InvalidInput,
     NoSettings,
+    UnknownDelivery,
 )
 from dispatcher.mail.preview import Preview, preview
 from dispatcher.settings import Settings
 
 MAX_EVENTS_PER_REQUEST = 1000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class InvalidRequest(InvalidInput):
@@ -112,11 +123,15 @@ class Admin:
     settings: SettingsRepository = field(init=False)
     records: DeliveryRecords = field(init=False)
     access: AccessStore = field(init=False)
+    suppressions: SuppressionList = field(init=False)
+    webhooks: WebhookOutbox = field(init=False)
 
     def __post_init__(self) -> None:
         self.settings = SettingsRepository(self.engine)
         self.records = DeliveryRecords(self.engine)
         self.access = AccessStore(self.engine)
+        self.suppressions = SuppressionList(self.engine)
+        self.webhooks = WebhookOutbox(self.engine)
 
     # Groups -----------------------------------------------------------------
 
@@ -346,6 +361,99 @@ class Admin:
             with contextlib.suppress(DispatcherError):
                 target = self.settings.get_group(target).code
         return self.access.audit(target, limit, offset)
+
+    # Feedback ---------------------------------------------------------------
+
+    def suppress(self, actor: str, address: str, reason: str) -> SuppressionView:
+        """Put an address on the suppression list by hand, with its audit entry."""
+        errors: list[FieldError] = []
+        try:
+            normalize(address)
+        except ValueError as exc:
+            errors.append(FieldError("address", str(exc)))
+        problem = single_line_problem(reason) if reason.strip() else "must not be empty"
+        if problem:
+            errors.append(FieldError("reason", f"{problem}; say why, e.g. 'asked to stop'"))
+        if errors:
+            raise InvalidRequest(errors)
+        entry, created = self.suppressions.add(address, reason.strip(), actor, utcnow())
+        if created:
+            self.access.record(actor, "suppression.add", entry.address, {"reason": entry.reason})
+        return entry
+
+    def unsuppress(self, actor: str, address: str) -> SuppressionView:
+        """Take an address off the suppression list, with its audit entry."""
+        try:
+            normalize(address)
+        except ValueError as exc:
+            raise InvalidRequest([FieldError("address", str(exc))]) from None
+        entry = self.suppressions.remove(address)
+        self.access.record(
+            actor,
+            "suppression.remove",
+            entry.address,
+            {"reason": entry.reason, "since": entry.since.isoformat()},
+        )
+        return entry
+
+    def internal_addresses(self) -> dict[str, list[str]]:
+        """Per address, the groups whose access requests go to it (staff inboxes)."""
+        found: dict[str, list[str]] = {}
+        for group in self.settings.list_groups():
+            if group.current_version is None:
+                continue
+            address = self.settings.snapshot(group.code).access_requests_to.lower()
+            found.setdefault(address, []).append(group.code)
+        return found
+
+    def resend(self, actor: str, delivery_id: int, *, force: bool = False) -> DeliveryView:
+        """Send a delivery's e-mail again as a new delivery linked to it; audited.
+
+        Refused for a suppressed address unless ``force``: the list exists so
+        that nobody mails a dead address by accident.
+        """
+        original = self.records.delivery(delivery_id)
+        if original is None:
+            raise UnknownDelivery(delivery_id)
+        entry = self.suppressions.get(original.recipient)
+        if entry is not None and not force:
+            raise CannotResend(
+                f"{original.recipient} is on the suppression list since "
+                f"{entry.since:%Y-%m-%d} ({entry.reason}); take it off the list first, "
+                "or resend with force"
+            )
+        version: int | None = None
+        with contextlib.suppress(DispatcherError):
+            version = self.settings.snapshot(original.group).version
+        copy = self.records.resend(
+            delivery_id, utcnow(), version, ignore_suppression=force and entry is not None
+        )
+        self.access.record(
+            actor,
+            "delivery.resend",
+            original.group,
+            {
+                "delivery": delivery_id,
+                "resend": copy.id,
+                "kind": original.kind,
+                "recipient": original.recipient,
+                "force": force,
+            },
+        )
+        self.pipeline.schedule([FollowUp(copy.id, copy.lane, 0.0)])
+        return copy
+
+    def replay_webhooks(
+        self, actor: str, ids: Sequence[int] = (), *, everything: bool = False
+    ) -> list[int]:
+        """Make failed webhooks pending again (by id, or all); audited, then sent soon."""
+        replayed = self.webhooks.replay(None if everything else list(ids), utcnow())
+        if replayed:
+            self.access.record(
+                actor, "webhooks.replay", "webhooks", {"ids": replayed, "all": everything}
+            )
+            self.pipeline.send_webhooks()
+        return replayed
 
     # Retention --------------------------------------------------------------
 

@@ -250,11 +250,23 @@ class EventsAccepted(BaseModel):
 DeliveryOut = DeliveryView
 
 
+class WebhookState(BaseModel):
+    """How many webhooks of a delivery are pending, delivered and given up on."""
+
+    pending: int = 0
+    delivered: int = 0
+    failed: int = 0
+
+
 class DeliveryPage(BaseModel):
     items: list[DeliveryOut]
     limit: int
     offset: int
     next_offset: int | None = Field(description="Offset of the next page; null on the last.")
+    webhooks: dict[str, WebhookState] = Field(
+        default_factory=dict,
+        description="Per delivery id (as text), the state of its webhooks; absent: none.",
+    )
 
 
 class FailedEvent(BaseModel):
@@ -361,3 +373,55 @@ class SessionInfo(BaseModel):
     name: str
     scope: str
     csrf_token: str = Field(description="Send it as X-CSRF-Token with every change.")
+
+
+class Suppression(BaseModel):
+    address: str
+    reason: str
+    since: Timestamp
+    source_delivery_id: int | None
+    created_by: str
+    internal_for_groups: list[str] = Field(
+        description="Groups whose access requests go to this address: staff would miss them."
+    )
+
+
+class SuppressionPage(BaseModel):
+    items: list[Suppression]
+    total: int
+    limit: int
+    offset: int
+
+
+class SuppressionRequest(_Request):
+    address: str = Field(max_length=320, examples=["gone@example.com"])
+    reason: str = Field(max_length=1000, examples=["asked to receive no e-mail"])
+
+
+class ResendRequest(_Request):
+    force: bool = Field(
+        default=False, description="Send even to an address on the suppression list."
+    )
+
+
+class Webhook(BaseModel):
+    id: int
+    webhook_id: str
+    type: str
+    endpoint: str
+    delivery_id: int | None
+    status: str
+    attempts: int
+    created_at: Timestamp
+    next_attempt_at: Timestamp | None
+    delivered_at: Timestamp | None
+    last_error: str | None
+
+
+class WebhookReplayRequest(_Request):
+    ids: list[RecordId] = Field(default_factory=list, description="Failed webhook ids.")
+    all: bool = Field(default=False, description="Replay every failed webhook; leave ids out.")
+
+
+class WebhookReplayResponse(BaseModel):
+    replayed: list[int]

@@ -14,7 +14,7 @@ from celery import Celery
 from kombu import Queue
 
 from dispatcher.broker import guard as broker_guard
-from dispatcher.domain.kinds import MAINTENANCE_QUEUE, Lane, queue_for
+from dispatcher.domain.kinds import MAINTENANCE_QUEUE, WEBHOOKS_QUEUE, Lane, queue_for
 from dispatcher.settings import get_settings
 
 broker_guard.install()
@@ -47,7 +47,12 @@ TRANSPORT_OPTIONS = {
 }
 # Interactive first; the sweeper's few tasks before a batch so that it never
 # starves behind one.
-CONSUME_ORDER = (queue_for(Lane.INTERACTIVE), MAINTENANCE_QUEUE, queue_for(Lane.BULK))
+CONSUME_ORDER = (
+    queue_for(Lane.INTERACTIVE),
+    MAINTENANCE_QUEUE,
+    queue_for(Lane.BULK),
+    WEBHOOKS_QUEUE,
+)
 
 app = Celery("dispatcher", broker=_settings.broker_url, include=["dispatcher.worker.tasks"])
 app.conf.update(
@@ -69,7 +74,10 @@ app.conf.update(
     task_soft_time_limit=TASK_SOFT_TIME_LIMIT,
     task_queues=[Queue(name, routing_key=name) for name in CONSUME_ORDER],
     task_default_queue=queue_for(Lane.BULK),
-    task_routes={"dispatcher.sweep": {"queue": MAINTENANCE_QUEUE}},
+    task_routes={
+        "dispatcher.sweep": {"queue": MAINTENANCE_QUEUE},
+        "dispatcher.send_webhooks": {"queue": WEBHOOKS_QUEUE},
+    },
     worker_consumer="dispatcher.worker.consumer:RecordingConsumer",
     beat_schedule={
         "sweep": {

@@ -23,6 +23,7 @@ HANDLE_EVENTS = "dispatcher.handle_events"
 SEND_DELIVERY = "dispatcher.send_delivery"
 TEST_SEND = "dispatcher.test_send"
 SWEEP = "dispatcher.sweep"
+SEND_WEBHOOKS = "dispatcher.send_webhooks"
 
 # Keys of Celery's ``embed`` that make one task start others. Our tasks never
 # use them, and a message from outside must not be able to start arbitrary
@@ -68,7 +69,9 @@ def _args_test_send(args: list[Any], kwargs: Mapping[str, Any]) -> None:
 
 def _args_none(args: list[Any], kwargs: Mapping[str, Any]) -> None:
     if args or kwargs:
-        raise BadMessage(f"a {SWEEP} message takes no arguments")
+        raise BadMessage(
+            "a dispatcher.sweep or dispatcher.send_webhooks message takes no arguments"
+        )
 
 
 # Every task a worker serves, with the check of its arguments.
@@ -78,6 +81,7 @@ TASK_ARGUMENTS: dict[str, Callable[[list[Any], Mapping[str, Any]], None]] = {
     SEND_DELIVERY: _args_delivery_id,
     TEST_SEND: _args_test_send,
     SWEEP: _args_none,
+    SEND_WEBHOOKS: _args_none,
 }
 
 

@@ -14,11 +14,24 @@ from kombu.exceptions import OperationalError
 
 from dispatcher.broker.app import MAX_COUNTDOWN, TRANSPORT_OPTIONS, app
 from dispatcher.broker.journal import Entry, Journal, Rescue, rescue
-from dispatcher.broker.messages import HANDLE_EVENT, HANDLE_EVENTS, SEND_DELIVERY, TEST_SEND
-from dispatcher.broker.queues import queue_depth, redis_for_url
+from dispatcher.broker.messages import (
+    HANDLE_EVENT,
+    HANDLE_EVENTS,
+    SEND_DELIVERY,
+    SEND_WEBHOOKS,
+    SWEEP,
+    TEST_SEND,
+)
+from dispatcher.broker.queues import LAST_SWEEP, queue_depth, redis_for_url
 from dispatcher.domain.events import Event, parse_event, validate_all
 from dispatcher.domain.follow_ups import FollowUp
-from dispatcher.domain.kinds import KIND_BY_NAME, lane_for_event, queue_for
+from dispatcher.domain.kinds import (
+    KIND_BY_NAME,
+    MAINTENANCE_QUEUE,
+    WEBHOOKS_QUEUE,
+    lane_for_event,
+    queue_for,
+)
 from dispatcher.domain.test_send import TestSend
 from dispatcher.errors import BrokerUnavailable, PartlyEnqueued
 from dispatcher.ops import metrics
@@ -156,6 +169,36 @@ def schedule(follow_ups: Iterable[FollowUp]) -> None:
                 queue=queue,
                 routing_key=queue,
             )
+
+
+def send_webhooks_soon() -> None:
+    """Ask a worker to send the webhooks that are due (the outbox holds them meanwhile).
+
+    Best effort: if the broker cannot take the message, the sweeper asks again.
+    """
+    with contextlib.suppress(OperationalError, OSError):
+        app.send_task(SEND_WEBHOOKS, queue=WEBHOOKS_QUEUE, routing_key=WEBHOOKS_QUEUE)
+
+
+def request_sweep(expires: float) -> None:
+    """Enqueue one sweep; it lapses after ``expires`` seconds, when the next one is due."""
+    app.send_task(
+        SWEEP,
+        queue=MAINTENANCE_QUEUE,
+        routing_key=MAINTENANCE_QUEUE,
+        expires=expires,
+        retry=True,
+        retry_policy=_RETRY_POLICY,
+    )
+
+
+def note_sweep(now: float) -> None:
+    """Remember when a sweep ran, for ``dispatcher status`` (best effort)."""
+    target = journal()
+    if target is None:
+        return
+    with contextlib.suppress(redis.RedisError):
+        target.client.set(f"{target.prefix}{LAST_SWEEP}", repr(now), ex=86_400)
 
 
 def publish(event: Mapping[str, Any]) -> str:

@@ -21,6 +21,10 @@ from dispatcher.errors import BrokerUnavailable
 from dispatcher.settings import Settings, redact_url
 
 PRIORITY_SEPARATOR = "\x06\x16"
+# The sweeper's lock (one sweep per interval across all workers) and when a
+# sweep last ran; both under the installation's prefix.
+SWEEP_LOCK = "dispatcher:sweep-lock"
+LAST_SWEEP = "dispatcher:last-sweep"
 PRIORITY_STEPS = (0, 3, 6, 9)
 
 
@@ -31,6 +35,7 @@ class BrokerState:
     oldest_unacked_seconds: float | None
     journal: int = 0  # accepted events filed in the journal (journal.py)
     oldest_journal_seconds: float | None = None
+    last_sweep_seconds: float | None = None  # how long ago a sweep last ran; None: never
 
 
 def _keys(prefix: str, queue: str) -> list[str]:
@@ -89,6 +94,7 @@ def broker_state(settings: Settings) -> BrokerState:
             pipe.zrange(f"{prefix}unacked_index", 0, 0, withscores=True)
             pipe.zcard(f"{prefix}{JOURNAL_INDEX}")
             pipe.zrange(f"{prefix}{JOURNAL_INDEX}", 0, 0, withscores=True)
+            pipe.get(f"{prefix}{LAST_SWEEP}")
             results = pipe.execute()
     except redis.RedisError as exc:
         raise BrokerUnavailable(
@@ -108,4 +114,6 @@ def broker_state(settings: Settings) -> BrokerState:
     journal = int(results[position + 2])
     first = results[position + 3]
     journal_age = time.time() - float(first[0][1]) if first else None
-    return BrokerState(depths, unacked, age, journal, journal_age)
+    swept = results[position + 4]
+    sweep_age = max(0.0, time.time() - float(swept)) if swept else None
+    return BrokerState(depths, unacked, age, journal, journal_age, sweep_age)

@@ -31,7 +31,7 @@ def _print_deliveries(rows: list[DeliveryView]) -> None:
             click.echo(f"{'':>9}{d.last_text}")
 
 
-@cli.command("deliveries")
+@cli.group("deliveries", invoke_without_command=True)
 @click.option("--event", "event_id", default=None, help="Only this event_id.")
 @click.option("--group", default=None, help="Only this customer group.")
 @click.option("--status", type=click.Choice(list(STATUSES)), default=None, help="Only this status.")
@@ -39,7 +39,9 @@ def _print_deliveries(rows: list[DeliveryView]) -> None:
 @click.option("--recipient", default=None, help="Only this recipient address.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
 def deliveries_command(
+    context: click.Context,
     event_id: str | None,
     group: str | None,
     status: str | None,
@@ -48,7 +50,9 @@ def deliveries_command(
     limit: int,
     as_json: bool,
 ) -> None:
-    """List deliveries, newest first."""
+    """List deliveries, newest first (or: dispatcher deliveries resend ID)."""
+    if context.invoked_subcommand is not None:
+        return
     if kind:
         kind = lookup_kind(kind).name
     rows = admin().records.deliveries(
@@ -58,6 +62,16 @@ def deliveries_command(
         click.echo(json.dumps([delivery_document(d) for d in rows], indent=2, ensure_ascii=False))
     else:
         _print_deliveries(rows)
+
+
+@deliveries_command.command("resend")
+@click.argument("delivery_id", type=click.IntRange(1, None))
+@click.option("--force", is_flag=True, help="Send even to an address on the suppression list.")
+@click.option("--actor", default=None, help="Who resends (recorded in the audit log).")
+def deliveries_resend(delivery_id: int, force: bool, actor: str | None) -> None:
+    """Send a delivery's e-mail again, as a new delivery linked to it."""
+    copy = admin().resend(actor or default_actor(), delivery_id, force=force)
+    click.echo(f"delivery {copy.id} sends delivery {delivery_id} again to {copy.recipient}")
 
 
 @cli.group("dead-letters")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -41,6 +42,8 @@ from dispatcher.settings import get_settings
 from dispatcher.smtp.sink import start_sink
 
 DEMO_GROUP = "DEMO"
+# The bounce server's port, chosen at start; not a setting of the product.
+BOUNCE_PORT = "DISPATCHER_UP_BOUNCE_PORT"
 
 
 @dataclass
@@ -125,7 +128,7 @@ def _free_port(preferred: int) -> int:
             except OSError:
                 continue
             return int(sock.getsockname()[1])
-    raise DispatcherError("no free TCP port for the mail sink")
+    raise DispatcherError(f"no free TCP port near {preferred}; free one and try again")
 
 
 def run(*, demo: bool, data_dir: Path, host: str, port: int, echo: Callable[[str], None]) -> int:
@@ -153,6 +156,10 @@ def run(*, demo: bool, data_dir: Path, host: str, port: int, echo: Callable[[str
         if embedded.sink is not None:
             echo(f"  mail sink        {data_dir / 'mail'}  (every e-mail as an .eml file)")
             echo(f"  mailbox          {url}#/mailbox  (the same e-mails in the web UI)")
+        echo(
+            f"  bounce server    127.0.0.1:{env[BOUNCE_PORT]}  "
+            f"(bounces to {env['DISPATCHER_BOUNCE_DOMAIN']})"
+        )
         echo(f"  logs             {data_dir / 'logs'}")
         echo("  stop             Ctrl-C")
         echo("")
@@ -197,6 +204,11 @@ def _prepare(
         env["DISPATCHER_SMTP_PORT"] = str(sink_port)
         env["DISPATCHER_MAILSINK_DIR"] = str(data_dir / "mail")
         echo(f"local mail sink on 127.0.0.1:{sink_port}")
+    # Bounces come back to a local bounce server, which `up` runs too; return
+    # paths are signed with a key made for this run unless one is set.
+    env.setdefault("DISPATCHER_BOUNCE_DOMAIN", "bounces.localhost")
+    env.setdefault("DISPATCHER_SECRET_KEY", secrets.token_urlsafe(32))
+    env[BOUNCE_PORT] = str(_free_port(2526))
     metrics_dir = data_dir / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir()
@@ -248,7 +260,7 @@ def _start_children(
             _celery(
                 "worker",
                 "-Q",
-                "dispatcher.bulk,dispatcher.maintenance",
+                "dispatcher.bulk,dispatcher.maintenance,dispatcher.webhooks",
                 "-c",
                 "2",
                 "-n",
@@ -266,6 +278,11 @@ def _start_children(
             "admin API",
             _python_command("dispatcher", "api", "--host", host, "--port", str(port)),
             logs / "api.log",
+        ),
+        Child(
+            "bounce server",
+            _python_command("dispatcher", "bounces", "serve", "--port", env[BOUNCE_PORT]),
+            logs / "bounces.log",
         ),
     ]
     for child in children:

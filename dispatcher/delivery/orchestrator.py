@@ -19,10 +19,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from config_store.repository import SettingsRepository
+from dispatcher.delivery.acceptance import Acceptance, AcceptanceMarks
 from dispatcher.delivery.limits import Limits
 from dispatcher.delivery.record import DeliveryRecords
 from dispatcher.delivery.replay import DeadLetters
 from dispatcher.delivery.retry import RetryPolicy, after_failure
+from dispatcher.delivery.suppressions import SuppressionList
 from dispatcher.delivery.sweep import sweep
 from dispatcher.delivery.views import (
     Accepted,
@@ -32,14 +34,22 @@ from dispatcher.delivery.views import (
     DeliveryView,
     NewDelivery,
 )
+from dispatcher.delivery.webhooks import OutboxRow, endpoints, outcome_rows
 from dispatcher.domain.addresses import Mailbox, parse_mailbox
 from dispatcher.domain.events import Event, parse_event
 from dispatcher.domain.follow_ups import FollowUp
 from dispatcher.domain.group_settings import GroupSettings
 from dispatcher.domain.kinds import KIND_BY_NAME, Lane, lane_for_event
+from dispatcher.domain.return_path import make_return_path
 from dispatcher.domain.rules import plan
 from dispatcher.domain.samples import context_for, sample_event
-from dispatcher.domain.statuses import WAITING, DeliveryStatus, EventStatus, Verdict
+from dispatcher.domain.statuses import (
+    WAITING,
+    WEBHOOK_FOR_STATUS,
+    DeliveryStatus,
+    EventStatus,
+    Verdict,
+)
 from dispatcher.domain.test_send import TestSend
 from dispatcher.errors import (
     DispatcherError,
@@ -94,6 +104,22 @@ class _Prepared:
         )
 
 
+@dataclass
+class _Outcomes:
+    """Attempts not yet written to the record, with the webhooks that report them."""
+
+    results: list[AttemptResult] = field(default_factory=list)
+    outbox: list[OutboxRow] = field(default_factory=list)
+
+    def add(self, result: AttemptResult, webhooks: Iterable[OutboxRow]) -> None:
+        self.results.append(result)
+        self.outbox.extend(webhooks)
+
+    def clear(self) -> None:
+        self.results.clear()
+        self.outbox.clear()
+
+
 @dataclass(frozen=True)
 class EventOutcome:
     event_id: str | None
@@ -118,6 +144,8 @@ class Dispatcher:
         clock: Callable[[], datetime] = utcnow,
         jitter: Callable[[], float] = random.random,
         limits: Limits | None = None,
+        suppressions: SuppressionList | None = None,
+        marks: AcceptanceMarks | None = None,
     ) -> None:
         self.settings_repository = settings_repository
         self.records = records
@@ -129,6 +157,15 @@ class Dispatcher:
         self.retry_policy = RetryPolicy(
             config.retry_base_seconds, config.retry_max_seconds, config.retry_max_attempts
         )
+        self.suppressions = suppressions
+        self.marks = marks
+        self.webhook_targets = endpoints(config)
+        self.return_path_key = (
+            config.secret_key.get_secret_value() if config.secret_key is not None else None
+        )
+        # Set when outcomes wrote webhooks; the task layer then asks for them
+        # to be sent (``take_webhooks_due``).
+        self._webhooks_due = False
 
     # Events -----------------------------------------------------------------
 
@@ -182,7 +219,7 @@ class Dispatcher:
             ],
             now,
         )
-        pending: list[AttemptResult] = []
+        pending = _Outcomes()
         for item, recorded in zip(prepared, accepted, strict=True):
             follow_ups = self._deliver(
                 recorded, item.event, item.settings, published_at, pending=pending
@@ -257,7 +294,7 @@ class Dispatcher:
         event: Event,
         settings: GroupSettings,
         published_at: float | None = None,
-        pending: list[AttemptResult] | None = None,
+        pending: _Outcomes | None = None,
     ) -> list[FollowUp]:
         """Send what recording claimed; for a redelivered event, whatever is still due."""
         if accepted.new:
@@ -338,49 +375,113 @@ class Dispatcher:
         event: Event | None,
         settings: GroupSettings | None,
         published_at: float | None,
-        pending: list[AttemptResult] | None = None,
+        pending: _Outcomes | None = None,
     ) -> list[FollowUp]:
         """Attempt each claimed delivery; record outcomes now, or into ``pending``.
 
         With ``pending`` (a batch), outcomes are written every ``FINISH_EVERY``.
+        The suppression list is asked once for all of ``claimed``.
         """
-        results: list[AttemptResult] = [] if pending is None else pending
+        items = list(claimed)
+        outcomes = _Outcomes() if pending is None else pending
         follow_ups: list[FollowUp] = []
-        for item in claimed:
-            result = self._attempt(item, event, settings)
-            results.append(result)
+        suppressed = self._suppressed(items)
+        taken = self._taken_before(items)
+        for item in items:
+            result = taken.get(item.delivery.id) or self._attempt(item, event, settings, suppressed)
+            outcomes.add(result, self._webhooks_for(item.delivery, result))
             _count(item.delivery, result, published_at)
             if result.status in RETRY_STATUSES and result.next_attempt_at:
                 delay = max(0.0, (result.next_attempt_at - self.clock()).total_seconds())
                 follow_ups.append(FollowUp(item.delivery.id, item.delivery.lane, delay))
-            if pending is not None and len(results) >= FINISH_EVERY:
-                self._finish(results)
-                results.clear()
+            if pending is not None and len(outcomes.results) >= FINISH_EVERY:
+                self._finish(outcomes)
         if pending is None:
-            self._finish(results)
+            self._finish(outcomes)
         return follow_ups
 
-    def _finish(self, results: list[AttemptResult]) -> None:
+    def _taken_before(self, items: Sequence[Claimed]) -> dict[int, AttemptResult]:
+        """Taken-over deliveries that a relay had accepted already: sent, not sent again.
+
+        Only deliveries marked uncertain can be such a takeover, so the
+        everyday path asks nothing.
+        """
+        if self.marks is None:
+            return {}
+        found = self.marks.find(item.delivery.id for item in items if item.delivery.uncertain)
+        return {
+            delivery_id: AttemptResult(
+                delivery_id,
+                DeliveryStatus.SENT,
+                mark.code,
+                mark.text,
+                sent_at=mark.at,
+                relay=mark.relay,
+                # The claim counted an attempt that was never made.
+                counts=False,
+            )
+            for delivery_id, mark in found.items()
+        }
+
+    def _suppressed(self, items: Sequence[Claimed]) -> dict[str, str]:
+        """The suppression list's reasons for the recipients of ``items`` (one query)."""
+        if self.suppressions is None:
+            return {}
+        return self.suppressions.reasons(
+            item.delivery.recipient for item in items if not item.delivery.ignore_suppression
+        )
+
+    def _webhooks_for(self, delivery: DeliveryView, result: AttemptResult) -> list[OutboxRow]:
+        kind = WEBHOOK_FOR_STATUS.get(result.status)
+        if kind is None or not self.webhook_targets or delivery.test:
+            return []
+        return outcome_rows(
+            self.webhook_targets,
+            kind,
+            delivery,
+            result.status,
+            self.clock(),
+            code=result.code,
+            text=result.text,
+            attempts=delivery.attempts - (0 if result.counts else 1),
+            relay=result.relay,
+        )
+
+    def take_webhooks_due(self) -> bool:
+        """Whether outcomes wrote webhooks since the last call (then they are to be sent)."""
+        due, self._webhooks_due = self._webhooks_due, False
+        return due
+
+    def _finish(self, outcomes: _Outcomes) -> None:
         """Record outcomes, riding out a short database outage (a restart, a failover).
 
         The e-mails were handed over already: if their outcome is not written,
         they look abandoned and are sent again, so it is worth waiting here.
         """
+        if not outcomes.results:
+            return
         delay = 0.25
         deadline = time.monotonic() + self.config.smtp_timeout * 3
         while True:
             try:
-                self.records.finish(results, self.clock())
+                self.records.finish(outcomes.results, self.clock(), outcomes.outbox)
             except StoreUnavailable:
                 if time.monotonic() + delay > deadline:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 4.0)
             else:
-                return
+                break
+        if outcomes.outbox:
+            self._webhooks_due = True
+        outcomes.clear()
 
     def _attempt(
-        self, item: Claimed, event: Event | None, settings: GroupSettings | None
+        self,
+        item: Claimed,
+        event: Event | None,
+        settings: GroupSettings | None,
+        suppressed: Mapping[str, str],
     ) -> AttemptResult:
         delivery = item.delivery
         now = self.clock()
@@ -391,6 +492,16 @@ class Dispatcher:
             "kind": delivery.kind,
             "attempt": delivery.attempts,
         }
+        reason = suppressed.get(delivery.recipient.lower())
+        if reason is not None and not delivery.ignore_suppression:
+            metrics.SUPPRESSED.labels(kind=delivery.kind, reason="suppression_list").inc()
+            logs.step(log, logging.WARNING, "delivery suppressed", **fields, reason="list")
+            return AttemptResult(
+                delivery.id,
+                DeliveryStatus.SUPPRESSED,
+                None,
+                f"the address is on the suppression list: {reason}",
+            )
         held = self._held_back(delivery, now)
         if held is not None:
             return held
@@ -407,9 +518,12 @@ class Dispatcher:
             metrics.SMTP_SECONDS.labels(outcome=exc.verdict).observe(time.perf_counter() - started)
             return self._failed(delivery, exc, now, fields)
         metrics.SMTP_SECONDS.labels(outcome="accepted").observe(time.perf_counter() - started)
+        sent_at = self.clock()
+        if self.marks is not None:
+            self.marks.mark(delivery.id, Acceptance(reply.code, reply.text, sent_at))
         logs.step(log, logging.INFO, "delivery sent", **fields, smtp_code=reply.code)
         return AttemptResult(
-            delivery.id, DeliveryStatus.SENT, reply.code, reply.text, sent_at=self.clock()
+            delivery.id, DeliveryStatus.SENT, reply.code, reply.text, sent_at=sent_at
         )
 
     def _held_back(self, delivery: DeliveryView, now: datetime) -> AttemptResult | None:
@@ -508,8 +622,13 @@ class Dispatcher:
         email = render_email(settings.text_for(kind, delivery.recipient_locale), context)
         recipient = Mailbox(delivery.recipient, delivery.recipient_name)
         message = build_message(email, settings.sender, recipient, delivery.message_id, now)
-        envelope_from = self.config.smtp_envelope_from or settings.sender.address
-        return message, envelope_from
+        return message, self._envelope_from(delivery, settings)
+
+    def _envelope_from(self, delivery: DeliveryView, settings: GroupSettings) -> str:
+        """The return path: signed for the bounce server, or the configured or group sender."""
+        if self.config.bounce_domain and self.return_path_key:
+            return make_return_path(delivery.id, self.return_path_key, self.config.bounce_domain)
+        return self.config.smtp_envelope_from or settings.sender.address
 
     def backoff(self, attempts: int) -> float:
         """Seconds before the next attempt after ``attempts`` (the retry policy, with jitter)."""

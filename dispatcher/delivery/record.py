@@ -14,13 +14,25 @@ from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, and_, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import (
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from config_store.database import connection_scope, session_scope
-from dispatcher.delivery.models import Delivery, EventRecord, RejectedMessage
+from dispatcher.delivery.models import Delivery, EventRecord, RejectedMessage, WebhookMessage
 from dispatcher.delivery.views import (
     Accepted,
     AcceptRequest,
@@ -32,8 +44,13 @@ from dispatcher.delivery.views import (
     NewDelivery,
     RejectedView,
 )
+from dispatcher.delivery.webhooks import OutboxRow
 from dispatcher.domain.statuses import FINAL, STATUSES, WAITING, DeliveryStatus, EventStatus
+from dispatcher.errors import CannotResend, UnknownDelivery
 
+# The key every original delivery is unique by (resends share it; see models.py).
+ORIGINAL_KEY = ["event_id", "kind", "recipient"]
+ORIGINALS_ONLY = Delivery.resend_of.is_(None)
 QUEUED = DeliveryStatus.QUEUED
 SENDING = DeliveryStatus.SENDING
 UNKNOWN = DeliveryStatus.UNKNOWN
@@ -88,23 +105,23 @@ def _delivery_row(
 
 
 def _view(row: Delivery) -> DeliveryView:
-    return _row_view(row)
+    return view_of(row)
 
 
 # Fields of DeliveryView whose column has another name.
 _COLUMN_OF = {"group": "group_code"}
 _VIEW_COLUMNS = tuple((f.name, _COLUMN_OF.get(f.name, f.name)) for f in fields(DeliveryView))
-_TIMES = ("created_at", "updated_at", "next_attempt_at", "sent_at")
+_TIMES = ("created_at", "updated_at", "next_attempt_at", "sent_at", "bounced_at", "feedback_at")
 
 
-def _row_view(row: Any) -> DeliveryView:
+def view_of(row: Any) -> DeliveryView:
     """A delivery from an ORM object or a Core result row (same column names)."""
     values = {name: getattr(row, column) for name, column in _VIEW_COLUMNS}
     values["status"] = DeliveryStatus(values["status"])
     for name in _TIMES:
         values[name] = _aware(values[name])
-    values["uncertain"] = bool(values["uncertain"])
-    values["test"] = bool(values["test"])
+    for name in ("uncertain", "test", "ignore_suppression"):
+        values[name] = bool(values[name])
     return DeliveryView(**values)
 
 
@@ -184,7 +201,7 @@ class DeliveryRecords:
                         .where(deliveries.c.event_pk == event_pk)
                         .order_by(deliveries.c.id)
                     ).all()
-                    return Accepted(tuple(_row_view(r) for r in rows), (), new=False)
+                    return Accepted(tuple(view_of(r) for r in rows), (), new=False)
                 connection.execute(
                     update(events)
                     .where(events.c.id == event_pk)
@@ -195,11 +212,11 @@ class DeliveryRecords:
             request = AcceptRequest(payload, lane, planned, settings_version, test)
             rows = connection.execute(
                 self._insert(deliveries)
-                .on_conflict_do_nothing(index_elements=["event_id", "kind", "recipient"])
+                .on_conflict_do_nothing(index_elements=ORIGINAL_KEY, index_where=ORIGINALS_ONLY)
                 .returning(*deliveries.c),
                 [_delivery_row(event_pk, request, item, now) for item in planned],
             ).all()
-            views = tuple(sorted((_row_view(r) for r in rows), key=lambda v: v.id))
+            views = tuple(sorted((view_of(r) for r in rows), key=lambda v: v.id))
             return Accepted(views, tuple(Claimed(v, payload) for v in views), new=True)
 
     def record_accepted_many(self, items: Sequence[AcceptRequest], now: datetime) -> list[Accepted]:
@@ -237,11 +254,11 @@ class DeliveryRecords:
             if new_rows:
                 for row in connection.execute(
                     self._insert(deliveries)
-                    .on_conflict_do_nothing(index_elements=["event_id", "kind", "recipient"])
+                    .on_conflict_do_nothing(index_elements=ORIGINAL_KEY, index_where=ORIGINALS_ONLY)
                     .returning(*deliveries.c),
                     new_rows,
                 ).all():
-                    claimed.setdefault(row.event_id, []).append(_row_view(row))
+                    claimed.setdefault(row.event_id, []).append(view_of(row))
         result: list[Accepted] = []
         for item in items:
             event_id = item.payload["event_id"]
@@ -387,8 +404,18 @@ class DeliveryRecords:
             ).all()
             return [Claimed(_view(row), payload) for row, payload in rows]
 
-    def finish(self, results: Sequence[AttemptResult], now: datetime) -> None:
-        """Apply the outcomes of attempts this worker claimed, in one transaction."""
+    def finish(
+        self,
+        results: Sequence[AttemptResult],
+        now: datetime,
+        outbox: Sequence[OutboxRow] = (),
+    ) -> None:
+        """Apply the outcomes of attempts this worker claimed, in one transaction.
+
+        ``outbox`` holds the webhooks that report these outcomes; each is
+        written with its outcome, or not at all when another worker took the
+        delivery over meanwhile (its outcome was then not this one).
+        """
         if not results:
             return
         deliveries = cast(Table, Delivery.__table__)
@@ -406,6 +433,7 @@ class DeliveryRecords:
                 uncertain=or_(deliveries.c.uncertain, bindparam("b_uncertain")),
                 # A deferral (rate limit) was no attempt; the claim counted one.
                 attempts=deliveries.c.attempts - bindparam("b_undo"),
+                relay=func.coalesce(bindparam("b_relay"), deliveries.c.relay),
             )
         )
         rows = [
@@ -418,11 +446,26 @@ class DeliveryRecords:
                 "b_sent": r.sent_at,
                 "b_uncertain": r.uncertain,
                 "b_undo": 0 if r.counts else 1,
+                "b_relay": r.relay,
             }
             for r in results
         ]
         with connection_scope(self.engine) as connection:
             connection.execute(statement, rows)
+            if outbox:
+                # The rows this transaction updated carry its time; a delivery
+                # taken over meanwhile carries another.
+                mine = set(
+                    connection.scalars(
+                        select(deliveries.c.id).where(
+                            deliveries.c.id.in_([r.delivery_id for r in results]),
+                            deliveries.c.updated_at == now,
+                        )
+                    )
+                )
+                messages = [row.values(now) for row in outbox if row.delivery_id in mine]
+                if messages:
+                    connection.execute(insert(WebhookMessage), messages)
 
     def due(
         self, now: datetime, grace: timedelta, lease: timedelta, hold: timedelta, limit: int = 500
@@ -540,6 +583,66 @@ class DeliveryRecords:
                 row.settings_version = settings_versions.get(row.group_code, row.settings_version)
             session.flush()
             return [_view(row) for row in rows]
+
+    # Resends ----------------------------------------------------------------
+
+    def resend(
+        self,
+        original_id: int,
+        now: datetime,
+        settings_version: int | None,
+        *,
+        ignore_suppression: bool = False,
+    ) -> DeliveryView:
+        """Record a new delivery that sends ``original_id``'s e-mail again, due now.
+
+        It has a Message-ID of its own (a recipient's mail program would
+        otherwise hide it as a copy), renders with ``settings_version`` (the
+        group's current one, since a resend often follows a fix), and points
+        back at the original with ``resend_of``.
+        """
+        with session_scope(self.engine) as session:
+            row = session.get(Delivery, original_id, with_for_update=True)
+            if row is None:
+                raise UnknownDelivery(original_id)
+            if row.status not in FINAL:
+                raise CannotResend(
+                    f"delivery {original_id} is still {row.status}; a delivery is sent again "
+                    "only once it is sent, dead, bounced or suppressed"
+                )
+            earlier = int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(Delivery)
+                    .where(Delivery.event_id == row.event_id, Delivery.resend_of.is_not(None))
+                )
+                or 0
+            )
+            local, _, domain = row.message_id.strip("<>").partition("@")
+            copy = Delivery(
+                event_pk=row.event_pk,
+                event_id=row.event_id,
+                kind=row.kind,
+                recipient=row.recipient,
+                recipient_name=row.recipient_name,
+                recipient_locale=row.recipient_locale,
+                group_code=row.group_code,
+                lane=row.lane,
+                settings_version=settings_version or row.settings_version,
+                status=QUEUED,
+                attempts=0,
+                message_id=f"<resend{earlier + 1}.{local}@{domain}>",
+                created_at=now,
+                updated_at=now,
+                next_attempt_at=now,
+                uncertain=False,
+                test=row.test,
+                resend_of=row.id,
+                ignore_suppression=ignore_suppression,
+            )
+            session.add(copy)
+            session.flush()
+            return _view(copy)
 
     # Retention --------------------------------------------------------------
 

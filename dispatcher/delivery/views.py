@@ -38,6 +38,23 @@ class DeliveryView:
     sent_at: datetime | None
     uncertain: bool
     test: bool
+    resend_of: int | None = None
+    ignore_suppression: bool = False
+    relay: str | None = None
+    bounced_at: datetime | None = None
+    bounce_status: str | None = None
+    bounce_text: str | None = None
+    feedback: str | None = None
+    feedback_at: datetime | None = None
+
+    @property
+    def smtp_code(self) -> int | None:
+        """The relay's last reply code (CONTRACT §8 names it so; stored as ``last_code``)."""
+        return self.last_code
+
+    @property
+    def smtp_text(self) -> str | None:
+        return self.last_text
 
 
 @dataclass(frozen=True)
@@ -114,6 +131,8 @@ class AttemptResult:
     uncertain: bool = False
     # False when the attempt was only deferred (a rate limit), not tried.
     counts: bool = True
+    # The relay that gave the reply (DISPATCHER_RELAYS_FILE's name).
+    relay: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,9 +147,15 @@ class DeliveryFilter:
 
 
 def delivery_document(view: DeliveryView) -> dict[str, Any]:
-    """A delivery as JSON data: every field of ``DeliveryView``, times in ISO 8601."""
+    """A delivery as JSON data: every field of ``DeliveryView``, times in ISO 8601.
+
+    ``smtp_code`` and ``smtp_text`` repeat ``last_code`` and ``last_text``
+    under the names of CONTRACT §8 and the webhooks.
+    """
     document: dict[str, Any] = {}
     for item in fields(DeliveryView):
         value = getattr(view, item.name)
         document[item.name] = value.isoformat() if isinstance(value, datetime) else value
+    document["smtp_code"] = view.last_code
+    document["smtp_text"] = view.last_text
     return document

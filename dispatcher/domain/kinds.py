@@ -148,4 +148,12 @@ def queue_for(lane: Lane | str) -> str:
     return f"dispatcher.{Lane(lane).value}"
 
 
-ALL_QUEUES = (queue_for(Lane.INTERACTIVE), queue_for(Lane.BULK), MAINTENANCE_QUEUE)
+# Webhooks to the portal backend travel on their own lane, taken last, so that
+# they never delay an e-mail.
+WEBHOOKS_QUEUE = "dispatcher.webhooks"
+ALL_QUEUES = (
+    queue_for(Lane.INTERACTIVE),
+    queue_for(Lane.BULK),
+    MAINTENANCE_QUEUE,
+    WEBHOOKS_QUEUE,
+)

@@ -54,6 +54,16 @@ SUPPRESSED = Counter(
 PUBLISHED = Counter(
     "dispatcher_published_total", "Events accepted by publish(), by type.", ["type"]
 )
+BOUNCES = Counter(
+    "dispatcher_bounces_total",
+    "Messages to return paths by what they said: hard, soft, auto_reply, unknown.",
+    ["kind"],
+)
+WEBHOOKS = Counter(
+    "dispatcher_webhooks_total",
+    "Webhook sends to the portal backend by outcome: delivered, retried, failed.",
+    ["outcome"],
+)
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 EVENT_TO_ACCEPTANCE = Histogram(
     "dispatcher_event_to_acceptance_seconds",

@@ -23,17 +23,29 @@ from prometheus_client import multiprocess, start_http_server
 
 from config_store.database import get_engine
 from config_store.repository import SettingsRepository
+from dispatcher.broker.app import app
+from dispatcher.broker.queues import redis_for_url
+from dispatcher.delivery.acceptance import AcceptanceMarks
 from dispatcher.delivery.limits import limits_from_settings
 from dispatcher.delivery.orchestrator import Dispatcher
 from dispatcher.delivery.record import DeliveryRecords
+from dispatcher.delivery.suppressions import SuppressionList
+from dispatcher.delivery.webhooks import WebhookOutbox, WebhookSender
 from dispatcher.ops.logs import use_json
 from dispatcher.ops.metrics import registry
-from dispatcher.settings import get_settings
+from dispatcher.settings import Settings, get_settings
 from dispatcher.smtp.transport import SmtpConfig, SmtpTransport
+from dispatcher.worker.sweep_clock import SweepClock
+
+__all__ = ["app", "service", "webhook_sender"]
 
 log = logging.getLogger("dispatcher.worker")
 
+# Every worker runs the sweeper's clock; beat is optional (sweep_clock.py).
+app.steps["worker"].add(SweepClock)
+
 _service: Dispatcher | None = None
+_webhooks: WebhookSender | None = None
 
 
 def service() -> Dispatcher:
@@ -48,14 +60,31 @@ def service() -> Dispatcher:
             SmtpTransport(SmtpConfig.from_settings(config)),
             config,
             limits=limits_from_settings(config),
+            suppressions=SuppressionList(engine),
+            marks=_marks(config),
         )
     return _service
 
 
+def _marks(config: Settings) -> AcceptanceMarks | None:
+    client = redis_for_url(config.broker_url)
+    return AcceptanceMarks(client, config.broker_prefix) if client is not None else None
+
+
+def webhook_sender() -> WebhookSender:
+    """This process's webhook sender, with its own HTTP connection pool."""
+    global _webhooks  # noqa: PLW0603 - one instance per worker process by design
+    if _webhooks is None:
+        _webhooks = WebhookSender(WebhookOutbox(get_engine()), get_settings())
+    return _webhooks
+
+
 def _forget_service() -> None:
-    # A forked child must open its own SMTP connection and database pool.
-    global _service  # noqa: PLW0603
+    # A forked child must open its own SMTP connection, database pool and
+    # HTTP connections.
+    global _service, _webhooks  # noqa: PLW0603
     _service = None
+    _webhooks = None
 
 
 os.register_at_fork(after_in_child=_forget_service)
@@ -65,6 +94,8 @@ os.register_at_fork(after_in_child=_forget_service)
 def _close_transport(**_: Any) -> None:
     if _service is not None:
         _service.transport.close()
+    if _webhooks is not None:
+        _webhooks.close()
 
 
 @after_setup_logger.connect

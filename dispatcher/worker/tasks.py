@@ -9,14 +9,19 @@ The shape of every message is checked before a task runs
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from celery import Task
 
 from dispatcher.broker import messages, publisher
 from dispatcher.broker.app import MAX_COUNTDOWN, app
+from dispatcher.domain.follow_ups import FollowUp
 from dispatcher.errors import BrokerUnavailable, SchemaNotReady, StoreUnavailable
-from dispatcher.worker.bootstrap import service
+from dispatcher.ops import metrics
+from dispatcher.worker.bootstrap import service, webhook_sender
 
 log = logging.getLogger("dispatcher.worker.tasks")
 
@@ -25,8 +30,20 @@ log = logging.getLogger("dispatcher.worker.tasks")
 OUTAGES = (StoreUnavailable, SchemaNotReady)
 
 
+# A webhook task sends for at most this long, then hands the rest to the next
+# task, so that it ends well within the task time limit.
+WEBHOOK_ROUND_SECONDS = 20
+
+
 def _outage_delay(retries: int) -> float:
     return float(min(MAX_COUNTDOWN, 2 ** min(retries, 6)))
+
+
+def _after(follow_ups: Iterable[FollowUp]) -> None:
+    """Schedule what the orchestrator handed back: retries, and the webhooks it wrote."""
+    publisher.schedule(follow_ups)
+    if service().take_webhooks_due():
+        publisher.send_webhooks_soon()
 
 
 @app.task(name=messages.HANDLE_EVENT, bind=True, max_retries=None)
@@ -37,7 +54,7 @@ def handle_event(self: Task, event: Any) -> None:
     except OUTAGES as exc:
         log.warning("event postponed: %s", exc)
         raise self.retry(exc=exc, countdown=_outage_delay(self.request.retries)) from None
-    publisher.schedule(outcome.follow_ups)
+    _after(outcome.follow_ups)
 
 
 @app.task(name=messages.HANDLE_EVENTS, bind=True, max_retries=None)
@@ -48,7 +65,7 @@ def handle_events(self: Task, events: list[Any]) -> None:
     except OUTAGES as exc:
         log.warning("batch postponed: %s", exc)
         raise self.retry(exc=exc, countdown=_outage_delay(self.request.retries)) from None
-    publisher.schedule(f for outcome in outcomes for f in outcome.follow_ups)
+    _after(f for outcome in outcomes for f in outcome.follow_ups)
 
 
 @app.task(name=messages.TEST_SEND, bind=True, max_retries=None)
@@ -58,7 +75,7 @@ def test_send(self: Task, request: dict[str, Any]) -> None:
         outcome = service().handle_test_send(request)
     except OUTAGES as exc:
         raise self.retry(exc=exc, countdown=_outage_delay(self.request.retries)) from None
-    publisher.schedule(outcome.follow_ups)
+    _after(outcome.follow_ups)
 
 
 @app.task(name=messages.SEND_DELIVERY, bind=True, max_retries=None)
@@ -69,14 +86,36 @@ def send_delivery(self: Task, delivery_id: int) -> None:
     except OUTAGES as exc:
         log.warning("delivery %s postponed: %s", delivery_id, exc)
         raise self.retry(exc=exc, countdown=_outage_delay(self.request.retries)) from None
-    publisher.schedule(follow_ups)
+    _after(follow_ups)
+
+
+@app.task(name=messages.SEND_WEBHOOKS, bind=True, max_retries=None)
+def send_webhooks(self: Task) -> None:
+    """Send the webhooks that are due; hand what is left to the next task."""
+    sender = webhook_sender()
+    deadline = time.monotonic() + WEBHOOK_ROUND_SECONDS
+    try:
+        while time.monotonic() < deadline:
+            result = sender.send_due()
+            metrics.WEBHOOKS.labels(outcome="delivered").inc(result.delivered)
+            metrics.WEBHOOKS.labels(outcome="retried").inc(result.retried)
+            metrics.WEBHOOKS.labels(outcome="failed").inc(result.failed)
+            if not (result.delivered + result.retried + result.failed):
+                return
+    except OUTAGES as exc:
+        log.warning("webhooks postponed: %s", exc)
+        raise self.retry(exc=exc, countdown=_outage_delay(self.request.retries)) from None
+    publisher.send_webhooks_soon()
 
 
 @app.task(name=messages.SWEEP, bind=True, max_retries=0)
 def sweep(self: Task) -> None:
     """Re-enqueue deliveries whose task was lost or whose worker died, and lost events."""
+    publisher.note_sweep(time.time())
     try:
         publisher.schedule(service().sweep())
+        if webhook_sender().outbox.due_count(datetime.now(UTC)):
+            publisher.send_webhooks_soon()
         rescued = publisher.rescue_journal(
             service().records.recorded_events, service().config.journal_grace_seconds
         )

@@ -12,6 +12,7 @@ Run alone: pytest -m faults -p no:randomly tests/faults
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 import signal
@@ -20,10 +21,12 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from dispatcher.broker.publisher import publish, schedule
 from dispatcher.delivery.views import DeliveryFilter
@@ -32,7 +35,8 @@ from dispatcher.domain.samples import sample_event
 from tests.conftest import require_redis
 from tests.integration.test_pipeline import service_for
 from tests.support.faultlib import FaultStack, Outcome, fault_stack, once_each, pool_children
-from tests.support.harness import wait_for
+from tests.support.harness import Receiver, wait_for
+from tests.support.malformed import HANDLED, corpus
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -289,6 +293,101 @@ def s14_burst_with_random_faults(stack: FaultStack) -> str:
     return "5,000 e-mails; 451, 550, mid-DATA drops, silence, post-dot drops; pool killed"
 
 
+# The issue asks for a receiver down ten minutes; CI uses two (every retry
+# path is the same, only the backoff reaches further). For the full length:
+# FAULT_WEBHOOK_OUTAGE_SECONDS=600 pytest -m faults tests/faults -k 15
+WEBHOOK_OUTAGE = float(os.environ.get("FAULT_WEBHOOK_OUTAGE_SECONDS", "120"))
+
+
+def s15_webhook_receiver_down_during_a_burst(stack: FaultStack) -> str:
+    if stack.kind != "postgres":
+        pytest.skip("PostgreSQL only: the outbox behaves the same on SQLite, and time is short")
+    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    receiver = Receiver(stack.directory / "receiver", secret).start()
+    try:
+        receiver.down()
+        hooks = {
+            "DISPATCHER_WEBHOOK_URL": receiver.url,
+            "DISPATCHER_WEBHOOK_SECRET": secret,
+            "DISPATCHER_WEBHOOK_RETRY_BASE_SECONDS": "2",
+            "DISPATCHER_WEBHOOK_RETRY_MAX_SECONDS": "30",
+            **FAST_VISIBILITY,
+        }
+        stack.worker(env=hooks)
+        stack.worker(env=hooks)
+        started = time.monotonic()
+        for _ in range(1000):
+            stack.publish(EventType.CUSTOMER_VALIDATED, tag="hook")
+        stack.settle(300)
+        remaining = WEBHOOK_OUTAGE - (time.monotonic() - started)
+        if remaining > 0:
+            time.sleep(remaining)  # The outage itself: nothing to poll for.
+        assert receiver.received() == []
+        receiver.down(False)
+        sent = {r.id for r in stack.records.deliveries(DeliveryFilter(limit=10_000))}
+
+        def all_arrived() -> bool:
+            got = {m["payload"]["data"]["delivery_id"] for m in receiver.received()}
+            return got >= sent
+
+        wait_for(all_arrived, 300, "every webhook after the receiver came back", interval=1)
+        received = receiver.received()
+        ids = [m["webhook_id"] for m in received]
+        assert len(ids) == len(set(ids)), "a webhook-id arrived twice"
+        per_delivery = Counter(m["payload"]["data"]["delivery_id"] for m in received)
+        assert set(per_delivery.values()) == {1}
+    finally:
+        receiver.stop()
+    return (
+        f"webhook receiver down {WEBHOOK_OUTAGE:.0f} s during 1,000 e-mails; "
+        f"{len(received)} webhooks arrived afterwards, each once"
+    )
+
+
+def s16_malformed_messages_on_every_lane_during_a_burst(stack: FaultStack) -> str:
+    worker = stack.worker(env=FAST_VISIBILITY)
+    shapes = corpus()
+    lanes = ("dispatcher.interactive", "dispatcher.bulk", "dispatcher.maintenance")
+    client = redis.Redis.from_url(stack.redis.url)
+    prefix = stack.env["DISPATCHER_BROKER_PREFIX"]
+    try:
+        for number in range(300):
+            stack.publish(
+                EventType.PASSWORD_RESET if number % 3 else EventType.CUSTOMER_VALIDATED,
+                tag="mixed",
+            )
+            if number % 2 == 0:
+                _, raw = shapes[(number // 2) % len(shapes)]
+                client.lpush(f"{prefix}{lanes[number % len(lanes)]}", raw)
+    finally:
+        client.close()
+    stack.settle(180)
+    expected = sum(1 for n in range(0, 300, 2) if shapes[(n // 2) % len(shapes)][0] not in HANDLED)
+    wait_for(
+        lambda: len(stack.records.rejected(limit=10_000)) >= expected,
+        60,
+        f"{expected} malformed messages recorded as rejected",
+    )
+    assert worker.process is not None
+    assert worker.process.poll() is None, "the worker stopped"
+    assert "Unrecoverable error" not in worker.log()
+    return f"150 malformed items of {len(shapes)} shapes among 300 events; worker alive"
+
+
+def s17_worker_killed_mid_batch_without_beat(stack: FaultStack) -> str:
+    stack.worker("--concurrency=2", env=FAST_VISIBILITY, beat=False)
+    stack.publish_batch(600, tag="batch")
+    wait_for(lambda: sent_count(stack) >= 100, 60, "the batches to be under way", interval=0.02)
+    stack.workers[0].kill()
+    stack.worker("--concurrency=2", env=FAST_VISIBILITY, beat=False)
+    stack.settle(240)
+    outcome = stack.outcome("17")
+    copies = outcome.duplicated + outcome.duplicated_uncertain
+    assert copies <= 2, f"{copies} e-mails arrived twice; at most one per killed process (2)"
+    assert stack.beat is None
+    return f"worker (2 processes) SIGKILLed mid-batch, no beat; {copies} sent twice"
+
+
 SCENARIOS: list[tuple[str, Callable[[FaultStack], str]]] = [
     ("1 pool process SIGKILL mid-send", s01_pool_process_killed_mid_send),
     ("2 worker SIGKILL mid-burst", s02_worker_killed_mid_burst),
@@ -304,6 +403,9 @@ SCENARIOS: list[tuple[str, Callable[[FaultStack], str]]] = [
     ("12 twice published, twice replayed", s12_published_twice_and_replayed_twice),
     ("13 PostgreSQL restarted", s13_postgres_restarted_mid_burst),
     ("14 5,000 burst, random faults", s14_burst_with_random_faults),
+    ("15 webhook receiver down mid-burst", s15_webhook_receiver_down_during_a_burst),
+    ("16 malformed messages on every lane", s16_malformed_messages_on_every_lane_during_a_burst),
+    ("17 worker SIGKILL mid-batch, no beat", s17_worker_killed_mid_batch_without_beat),
 ]
 
 

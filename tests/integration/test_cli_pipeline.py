@@ -124,8 +124,11 @@ def test_status_reports_queues_statuses_and_workers(stack: Stack) -> None:
         "dispatcher.interactive",
         "dispatcher.bulk",
         "dispatcher.maintenance",
+        "dispatcher.webhooks",
     }
     assert report["deliveries"]["sent"] >= 1
+    # The workers sweep on their own (no beat needed): the last sweep is recent.
+    assert report["last_sweep_seconds"] is not None
     assert any(name.startswith(stack.worker.name) for name in report["workers"])
     human = cli(stack, "status").out
     assert "dispatcher.interactive" in human

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,6 +47,12 @@ def test_up_demo_fills_the_sink_within_30_seconds_and_stops_on_ctrl_c(tmp_path: 
         text = output.read_text("utf-8")
         assert f"web UI and API   http://127.0.0.1:{port}/" in text
         assert "admin token" in text
+        # The bounce server listens where `up` says, and the demo's return paths point at it.
+        line = next(x for x in text.splitlines() if x.startswith("  bounce server"))
+        bounce_port = int(line.split("127.0.0.1:")[1].split()[0])
+        with socket.create_connection(("127.0.0.1", bounce_port), timeout=5) as sock:
+            assert sock.recv(200).startswith(b"220 ")
+        assert "@bounces.localhost" in (data / "mail" / "index.jsonl").read_text("utf-8")
         subjects = (data / "mail" / "index.jsonl").read_text("utf-8")
         assert "Demo customers: Passwort zurücksetzen" in subjects
         process.send_signal(signal.SIGINT)

@@ -39,6 +39,7 @@ class RecordingPipeline:
     test_sends: list[dict[str, Any]] = field(default_factory=list)
     scheduled: list[FollowUp] = field(default_factory=list)
     batches: list[int] = field(default_factory=list)
+    webhook_rounds: int = 0
     broker_down: bool = False
     fail_after: int | None = None
 
@@ -85,6 +86,9 @@ class RecordingPipeline:
 
     def schedule(self, follow_ups: Sequence[FollowUp]) -> None:
         self.scheduled.extend(follow_ups)
+
+    def send_webhooks(self) -> None:
+        self.webhook_rounds += 1
 
     def broker_problem(self) -> str | None:
         return "cannot reach Redis at redis://127.0.0.1:1/0: refused" if self.broker_down else None

@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 
 from config_store.database import make_engine
 from config_store.repository import SettingsRepository
-from dispatcher.broker.publisher import publish, use_broker
+from dispatcher.broker.publisher import publish, publish_many, use_broker
 from dispatcher.delivery.record import DeliveryRecords
 from dispatcher.delivery.views import DeliveryFilter
 from dispatcher.domain.kinds import EventType
@@ -179,13 +179,20 @@ class FaultStack:
     def records(self) -> DeliveryRecords:
         return DeliveryRecords(self.engine)
 
-    def worker(self, *args: str, env: dict[str, str] | None = None, wait: bool = True) -> Worker:
-        """A worker process; the first call also starts the sweeper's clock (beat).
+    def worker(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        wait: bool = True,
+        beat: bool = True,
+    ) -> Worker:
+        """A worker process; the first call also starts Celery beat unless ``beat`` is False.
 
         Beat runs as its own process, as in production, so that killing a
-        worker's pool processes never takes the sweeper with them.
+        worker's pool processes never takes it with them. Workers sweep on
+        their own too (``dispatcher/worker/sweep_clock.py``); beat only adds.
         """
-        if self.beat is None:
+        if beat and self.beat is None:
             self.beat = BeatProcess(self.env, self.directory).start()
         started = Worker(
             {**self.env, **(env or {})},
@@ -199,15 +206,30 @@ class FaultStack:
         self, event_type: EventType = EventType.PASSWORD_RESET, tag: str = "m", dead: bool = False
     ) -> str:
         """Publish one event for one fresh address; record it if publish accepted it."""
-        address = f"{tag}-{uuid.uuid4().hex[:10]}@example.com"
-        event = sample_event(event_type)
-        event.update(event_id=f"f-{uuid.uuid4().hex}", customer_group="FAULT")
-        event["contact"] = {"email": address}
+        address, event = self._event(event_type, tag)
         publish(event)
         self.accepted[address] = str(event["event_id"])
         if dead:
             self.expect_dead.add(address)
         return address
+
+    def publish_batch(
+        self, count: int, event_type: EventType = EventType.CUSTOMER_VALIDATED, tag: str = "b"
+    ) -> list[str]:
+        """Publish ``count`` events with ``publish_many`` (batches of ten)."""
+        made = [self._event(event_type, tag) for _ in range(count)]
+        publish_many([event for _, event in made])
+        for address, event in made:
+            self.accepted[address] = str(event["event_id"])
+        return [address for address, _ in made]
+
+    @staticmethod
+    def _event(event_type: EventType, tag: str) -> tuple[str, dict[str, Any]]:
+        address = f"{tag}-{uuid.uuid4().hex[:10]}@example.com"
+        event = sample_event(event_type)
+        event.update(event_id=f"f-{uuid.uuid4().hex}", customer_group="FAULT")
+        event["contact"] = {"email": address}
+        return address, event
 
     def try_publish(self, *args: Any, **kwargs: Any) -> tuple[str | None, float]:
         started = time.monotonic()

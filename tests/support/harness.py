@@ -6,6 +6,7 @@ Waits poll a condition against a deadline; nothing sleeps a fixed time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -182,3 +183,99 @@ class Worker:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver in its own process that verifies each signature."""
+
+    directory: Path
+    secret: str
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks"
+
+    def start(self) -> Receiver:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / "ready").unlink(missing_ok=True)
+        with (self.directory / "receiver.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.support.webhook_receiver",
+                    "--port",
+                    str(self.port),
+                    "--dir",
+                    str(self.directory),
+                    "--secret",
+                    self.secret,
+                ],
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_for((self.directory / "ready").exists, 20, "the webhook receiver to start")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop_group(self.process, 5)
+
+    def down(self, down: bool = True) -> None:
+        """Answer 503 to everything (True) or receive again (False)."""
+        flag = self.directory / "down"
+        if down:
+            flag.write_text("down", "utf-8")
+        else:
+            flag.unlink(missing_ok=True)
+
+    def received(self) -> list[dict[str, Any]]:
+        path = self.directory / "received.jsonl"
+        if not path.exists():
+            return []
+        found = []
+        for line in path.read_text("utf-8").splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                found.append(json.loads(line))
+        return found
+
+
+@dataclass
+class BounceServer:
+    """``dispatcher bounces serve`` in its own process."""
+
+    env: dict[str, str]
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BounceServer:
+        script = Path(sys.executable).with_name("dispatcher")
+        command = [str(script)] if script.exists() else [sys.executable, "-m", "dispatcher"]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*command, "bounces", "serve", "--port", str(self.port)],
+                cwd=ROOT,
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+        def listening() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"the bounce server exited:\n{self.log_path.read_text()}")
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_for(listening, 30, "the bounce server to listen", interval=0.1)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop_group(self.process, 10)

@@ -34,6 +34,12 @@ PROTECTED = [
     ("GET", "/v1/deliveries", "read"),
     ("GET", "/v1/dead-letters", "read"),
     ("POST", "/v1/dead-letters/replay", "admin"),
+    ("POST", "/v1/deliveries/1/resend", "admin"),
+    ("GET", "/v1/suppressions", "read"),
+    ("POST", "/v1/suppressions", "admin"),
+    ("DELETE", "/v1/suppressions/ADDRESS", "admin"),
+    ("GET", "/v1/webhooks", "read"),
+    ("POST", "/v1/webhooks/replay", "admin"),
     ("GET", "/v1/audit", "read"),
     ("GET", "/v1/mailbox", "read"),
     ("GET", "/v1/mailbox/MESSAGE.eml", "read"),
@@ -45,7 +51,13 @@ PROTECTED = [
 def test_every_protected_route_is_listed() -> None:
     routes = {(method, route.path) for route in api_routes() for method in route.methods}
     listed = {
-        (method, path.replace("RETAIL", "{code}").replace("MESSAGE.eml", "{file}"))
+        (
+            method,
+            path.replace("RETAIL", "{code}")
+            .replace("MESSAGE.eml", "{file}")
+            .replace("/1/", "/{delivery_id}/")
+            .replace("ADDRESS", "{address}"),
+        )
         for method, path, _ in PROTECTED
     }
     open_routes = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/"), ("POST", "/ui/session")}

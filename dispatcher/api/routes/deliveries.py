@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
 from pydantic import AfterValidator
 
 from dispatcher.admin.use_cases import InvalidRequest
 from dispatcher.api import schemas
 from dispatcher.api.routes.common import AUTH, Administrator, Offset, Reader, no_nul, problems
 from dispatcher.api.runtime import runtime_of
-from dispatcher.delivery.views import DeliveryFilter
+from dispatcher.delivery.views import DeliveryFilter, DeliveryView
 from dispatcher.domain.kinds import lookup_kind
 from dispatcher.domain.statuses import STATUSES, DeliveryStatus
 from dispatcher.errors import DispatcherError, FieldError
@@ -64,12 +65,33 @@ def deliveries(
         )
     )
     more = len(rows) > limit
+    shown = rows[:limit]
+    states = runtime_of(request).admin().webhooks.states_of(d.id for d in shown)
     return schemas.DeliveryPage(
-        items=rows[:limit],
+        items=shown,
         limit=limit,
         offset=offset,
         next_offset=offset + limit if more else None,
+        webhooks={str(key): schemas.WebhookState(**value) for key, value in states.items()},
     )
+
+
+@router.post(
+    "/v1/deliveries/{delivery_id}/resend",
+    tags=["deliveries"],
+    status_code=202,
+    response_model=DeliveryView,
+    responses=problems(*AUTH, 404, 409, 503),
+)
+def resend(
+    request: Request,
+    delivery_id: Annotated[int, PathParam(ge=1, le=schemas.MAX_INT)],
+    principal: Administrator,
+    body: schemas.ResendRequest | None = None,
+) -> DeliveryView:
+    """Send a delivery's e-mail again as a new delivery linked to it (``resend_of``)."""
+    force = body.force if body is not None else False
+    return runtime_of(request).admin().resend(principal.name, delivery_id, force=force)
 
 
 @router.get(

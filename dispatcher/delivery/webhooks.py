@@ -1,0 +1,383 @@
+"""Webhooks to the portal backend: a durable outbox, and its sender (CONTRACT §8).
+
+Each outcome's webhooks are written in the same transaction as the outcome
+itself (``DeliveryRecords.finish``, the bounce record), so none is lost and
+none is announced for an outcome that was not recorded. A task on its own lane
+sends what is due, signed as the Standard Webhooks specification defines;
+failures are retried with backoff for ``DISPATCHER_WEBHOOK_RETRY_HOURS``.
+Delivery is at least once: a receiver recognises a repeat by ``webhook-id``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine, and_, func, or_, select, update
+from standardwebhooks.webhooks import Webhook
+
+from config_store.database import session_scope
+from dispatcher.delivery.models import WebhookMessage
+from dispatcher.delivery.views import DeliveryView
+from dispatcher.domain.statuses import WebhookStatus, WebhookType
+from dispatcher.settings import Settings
+
+log = logging.getLogger("dispatcher.webhooks")
+
+MAX_ERROR = 500
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A webhook to write with an outcome: its endpoint, type and JSON body."""
+
+    webhook_id: str
+    endpoint: str
+    event_type: WebhookType
+    delivery_id: int | None
+    payload: Mapping[str, Any]
+
+    def values(self, now: datetime) -> dict[str, Any]:
+        return {
+            "webhook_id": self.webhook_id,
+            "endpoint": self.endpoint,
+            "event_type": self.event_type.value,
+            "delivery_id": self.delivery_id,
+            "payload": dict(self.payload),
+            "status": WebhookStatus.PENDING.value,
+            "attempts": 0,
+            "created_at": now,
+            "next_attempt_at": now,
+        }
+
+
+@dataclass(frozen=True)
+class WebhookView:
+    id: int
+    webhook_id: str
+    endpoint: str
+    event_type: str
+    delivery_id: int | None
+    payload: Mapping[str, Any]
+    status: WebhookStatus
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    last_error: str | None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; every time stored is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def _view(row: WebhookMessage) -> WebhookView:
+    created = _aware(row.created_at)
+    assert created is not None
+    return WebhookView(
+        row.id,
+        row.webhook_id,
+        row.endpoint,
+        row.event_type,
+        row.delivery_id,
+        row.payload,
+        WebhookStatus(row.status),
+        row.attempts,
+        created,
+        _aware(row.next_attempt_at),
+        _aware(row.delivered_at),
+        row.last_error,
+    )
+
+
+def endpoints(config: Settings) -> tuple[str, ...]:
+    """The receivers' URLs (``DISPATCHER_WEBHOOK_URL``, comma-separated); none: webhooks off."""
+    return tuple(url.strip() for url in config.webhook_url.split(",") if url.strip())
+
+
+def outcome_rows(
+    targets: Sequence[str],
+    event_type: WebhookType,
+    delivery: DeliveryView,
+    status: str,
+    when: datetime,
+    *,
+    code: int | None,
+    text: str | None,
+    attempts: int,
+    relay: str | None,
+    extra: Mapping[str, Any] | None = None,
+) -> list[OutboxRow]:
+    """The webhooks of one outcome, one per endpoint, each with its own ``webhook-id``."""
+    if not targets:
+        return []
+    data: dict[str, Any] = {
+        "delivery_id": delivery.id,
+        "event_id": delivery.event_id,
+        "kind": delivery.kind,
+        "group": delivery.group,
+        "recipient": delivery.recipient,
+        "status": status,
+        "smtp_code": code,
+        "smtp_text": text,
+        "attempts": attempts,
+        "relay": relay,
+        **(extra or {}),
+    }
+    body = {"type": event_type.value, "timestamp": when.isoformat(), "data": data}
+    return [
+        OutboxRow(f"msg_{uuid.uuid4().hex}", url, event_type, delivery.id, body) for url in targets
+    ]
+
+
+def retry_delay(attempts: int, base: float, ceiling: float) -> float:
+    """Seconds to wait after ``attempts`` failed sends: base·2^(n-1), at most ``ceiling``."""
+    return float(min(ceiling, base * 2 ** max(0, attempts - 1)))
+
+
+class WebhookOutbox:
+    """The outbox table: claim what is due, record what a send did, list and replay."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def claim_due(self, now: datetime, lease: timedelta, limit: int = 100) -> list[WebhookView]:
+        """Take pending messages that are due; a claim held longer than ``lease`` lapses."""
+        due = and_(
+            WebhookMessage.status == WebhookStatus.PENDING.value,
+            WebhookMessage.next_attempt_at <= now,
+            or_(WebhookMessage.claimed_at.is_(None), WebhookMessage.claimed_at < now - lease),
+        )
+        with session_scope(self.engine) as session:
+            ids = session.scalars(
+                select(WebhookMessage.id)
+                .where(due)
+                .order_by(WebhookMessage.next_attempt_at, WebhookMessage.id)
+                .limit(limit)
+            ).all()
+            if not ids:
+                return []
+            # A guarded UPDATE: two senders asking at once each get their own.
+            claimed = session.scalars(
+                update(WebhookMessage)
+                .where(WebhookMessage.id.in_(ids), due)
+                .values(claimed_at=now)
+                .returning(WebhookMessage.id)
+                .execution_options(synchronize_session=False)
+            ).all()
+            rows = session.scalars(
+                select(WebhookMessage)
+                .where(WebhookMessage.id.in_(claimed))
+                .order_by(WebhookMessage.id)
+            ).all()
+            return [_view(row) for row in rows]
+
+    def delivered(self, message_id: int, now: datetime) -> None:
+        with session_scope(self.engine) as session:
+            session.execute(
+                update(WebhookMessage)
+                .where(WebhookMessage.id == message_id)
+                .values(
+                    status=WebhookStatus.DELIVERED.value,
+                    attempts=WebhookMessage.attempts + 1,
+                    delivered_at=now,
+                    claimed_at=None,
+                    next_attempt_at=None,
+                    last_error=None,
+                )
+            )
+
+    def failed(
+        self, message: WebhookView, error: str, now: datetime, retry_at: datetime | None
+    ) -> None:
+        """Record a failed send: again at ``retry_at``, or given up (``None``)."""
+        with session_scope(self.engine) as session:
+            session.execute(
+                update(WebhookMessage)
+                .where(WebhookMessage.id == message.id)
+                .values(
+                    status=(
+                        WebhookStatus.PENDING.value
+                        if retry_at is not None
+                        else WebhookStatus.FAILED.value
+                    ),
+                    attempts=WebhookMessage.attempts + 1,
+                    claimed_at=None,
+                    next_attempt_at=retry_at,
+                    last_error=error[:MAX_ERROR],
+                )
+            )
+
+    def messages(
+        self,
+        status: WebhookStatus | None = None,
+        delivery_id: int | None = None,
+        limit: int = 100,
+    ) -> list[WebhookView]:
+        query = select(WebhookMessage).order_by(WebhookMessage.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(WebhookMessage.status == status.value)
+        if delivery_id is not None:
+            query = query.where(WebhookMessage.delivery_id == delivery_id)
+        with session_scope(self.engine) as session:
+            return [_view(row) for row in session.scalars(query).all()]
+
+    def states_of(self, delivery_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+        """Per delivery, how many of its webhooks are pending, delivered and failed."""
+        wanted = list(set(delivery_ids))
+        if not wanted:
+            return {}
+        with session_scope(self.engine) as session:
+            rows = session.execute(
+                select(WebhookMessage.delivery_id, WebhookMessage.status, func.count())
+                .where(WebhookMessage.delivery_id.in_(wanted))
+                .group_by(WebhookMessage.delivery_id, WebhookMessage.status)
+            ).all()
+        states: dict[int, dict[str, int]] = {}
+        for delivery_id, status, count in rows:
+            if delivery_id is not None:
+                states.setdefault(delivery_id, {})[status] = int(count)
+        return states
+
+    def replay(self, ids: Iterable[int] | None, now: datetime) -> list[int]:
+        """Make failed messages (all when ``ids`` is None) pending again, due now."""
+        query = update(WebhookMessage).where(WebhookMessage.status == WebhookStatus.FAILED.value)
+        if ids is not None:
+            query = query.where(WebhookMessage.id.in_(list(ids)))
+        with session_scope(self.engine) as session:
+            return list(
+                session.scalars(
+                    query.values(
+                        status=WebhookStatus.PENDING.value,
+                        next_attempt_at=now,
+                        claimed_at=None,
+                        # A replay restarts the retry period.
+                        created_at=now,
+                        attempts=0,
+                    )
+                    .returning(WebhookMessage.id)
+                    .execution_options(synchronize_session=False)
+                ).all()
+            )
+
+    def counts(self) -> dict[str, int]:
+        with session_scope(self.engine) as session:
+            rows = session.execute(
+                select(WebhookMessage.status, func.count()).group_by(WebhookMessage.status)
+            ).all()
+        found = {status.value: 0 for status in WebhookStatus}
+        found.update({str(status): int(count) for status, count in rows})
+        return found
+
+    def due_count(self, now: datetime) -> int:
+        with session_scope(self.engine) as session:
+            return int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(WebhookMessage)
+                    .where(
+                        WebhookMessage.status == WebhookStatus.PENDING.value,
+                        WebhookMessage.next_attempt_at <= now,
+                    )
+                )
+                or 0
+            )
+
+
+@dataclass(frozen=True)
+class SendResult:
+    delivered: int
+    retried: int
+    failed: int
+
+
+class WebhookSender:
+    """Signs and posts due webhooks; one instance (one HTTP connection pool) per process."""
+
+    def __init__(
+        self,
+        outbox: WebhookOutbox,
+        config: Settings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.config = config
+        self.clock = clock
+        secret = config.webhook_secret.get_secret_value() if config.webhook_secret else ""
+        self.signer = Webhook(secret) if secret else None
+        self.client = client or httpx.Client(
+            timeout=config.webhook_timeout_seconds,
+            follow_redirects=False,
+            headers={"User-Agent": "portal-dispatcher-webhooks"},
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def send_due(self, limit: int = 100) -> SendResult:
+        """Send what is due now; return how it went."""
+        lease = timedelta(seconds=self.config.webhook_timeout_seconds * 3)
+        messages = self.outbox.claim_due(self.clock(), lease, limit)
+        delivered = retried = failed = 0
+        # An endpoint that failed once this round is not asked again in it: a
+        # receiver that is down would otherwise cost a timeout per message.
+        down: dict[str, str] = {}
+        for message in messages:
+            error = down.get(message.endpoint) or self._post(message)
+            if error is not None:
+                down[message.endpoint] = error
+            now = self.clock()
+            if error is None:
+                self.outbox.delivered(message.id, now)
+                delivered += 1
+                continue
+            give_up = message.created_at + timedelta(hours=self.config.webhook_retry_hours)
+            delay = retry_delay(
+                message.attempts + 1,
+                self.config.webhook_retry_base_seconds,
+                self.config.webhook_retry_max_seconds,
+            )
+            retry_at = now + timedelta(seconds=delay)
+            if retry_at > give_up:
+                log.warning(
+                    "webhook %s to %s given up after %d attempts: %s",
+                    message.webhook_id,
+                    message.endpoint,
+                    message.attempts + 1,
+                    error,
+                )
+                self.outbox.failed(message, error, now, None)
+                failed += 1
+            else:
+                self.outbox.failed(message, error, now, retry_at)
+                retried += 1
+        return SendResult(delivered, retried, failed)
+
+    def _post(self, message: WebhookView) -> str | None:
+        """POST one message; None when the receiver took it (2xx), else why not."""
+        body = json.dumps(message.payload, separators=(",", ":"), ensure_ascii=False)
+        stamp = self.clock()
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": message.webhook_id,
+            "webhook-timestamp": str(int(stamp.timestamp())),
+        }
+        if self.signer is not None:
+            headers["webhook-signature"] = self.signer.sign(message.webhook_id, stamp, body)
+        try:
+            response = self.client.post(message.endpoint, content=body.encode(), headers=headers)
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        if 200 <= response.status_code < 300:
+            return None
+        return f"HTTP {response.status_code}: {response.text[:200]}"

@@ -1,0 +1,277 @@
+"""Bounces, suppression and the webhook outbox on the record, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import Engine, insert
+from standardwebhooks.webhooks import Webhook
+
+from dispatcher.delivery.feedback import FeedbackRecorder
+from dispatcher.delivery.models import WebhookMessage
+from dispatcher.delivery.record import DeliveryRecords
+from dispatcher.delivery.suppressions import NotSuppressed, SuppressionList
+from dispatcher.delivery.views import AttemptResult, DeliveryView, NewDelivery
+from dispatcher.delivery.webhooks import (
+    WebhookOutbox,
+    WebhookSender,
+    outcome_rows,
+    retry_delay,
+)
+from dispatcher.domain.kinds import EventType
+from dispatcher.domain.samples import sample_event
+from dispatcher.domain.statuses import DeliveryStatus, WebhookStatus, WebhookType
+from dispatcher.errors import CannotResend, UnknownDelivery
+from dispatcher.mail.bounces import parse_bounce
+from dispatcher.settings import Settings
+
+NOW = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+TARGET = "http://portal.example.test/hooks"
+SECRET = "whsec_" + "A" * 44
+
+
+def delivered(engine: Engine, address: str = "kim@example.com") -> DeliveryView:
+    """A password reset the relay took (sent)."""
+    records = DeliveryRecords(engine)
+    raw = sample_event(EventType.PASSWORD_RESET)
+    raw.update(event_id=f"e-{uuid.uuid4().hex[:8]}", customer_group="RETAIL")
+    accepted = records.record_accepted(
+        raw,
+        "interactive",
+        [
+            NewDelivery(
+                kind="password.reset",
+                recipient=address,
+                recipient_name="Kim",
+                recipient_locale="de",
+                message_id=f"<{uuid.uuid4().hex}@example.com>",
+                lane="interactive",
+            )
+        ],
+        1,
+        NOW,
+    )
+    [claimed] = accepted.claimed
+    records.finish(
+        [AttemptResult(claimed.delivery.id, DeliveryStatus.SENT, 250, "2.0.0 Ok", sent_at=NOW)],
+        NOW,
+    )
+    view = records.delivery(claimed.delivery.id)
+    assert view is not None
+    return view
+
+
+def dsn(recipient: str, status: str, action: str = "failed") -> bytes:
+    return (
+        "From: MAILER-DAEMON@mx.example.net\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nNot delivered.\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.net\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nAction: {action}\r\nStatus: {status}\r\n"
+        f"Diagnostic-Code: smtp; 550 {status} refused\r\n\r\n--b--\r\n"
+    ).encode()
+
+
+def test_a_hard_bounce_marks_suppresses_and_writes_its_webhook_once(engine: Engine) -> None:
+    view = delivered(engine)
+    recorder = FeedbackRecorder(engine, [TARGET])
+    [first] = recorder.record([view.id], parse_bounce(dsn(view.recipient, "5.1.1")), NOW)
+    assert (first.result, first.suppressed, first.webhooks) == ("recorded", view.recipient, 1)
+    after = DeliveryRecords(engine).delivery(view.id)
+    assert after is not None
+    assert after.status is DeliveryStatus.BOUNCED
+    assert after.bounce_status == "5.1.1"
+    entry = SuppressionList(engine).get(view.recipient)
+    assert entry is not None
+    assert entry.source_delivery_id == view.id
+    [again] = recorder.record([view.id], parse_bounce(dsn(view.recipient, "5.1.1")), NOW)
+    assert again.result == "already bounced"
+    [message] = WebhookOutbox(engine).messages()
+    assert message.event_type == WebhookType.BOUNCED
+    assert message.payload["data"]["bounce"]["status"] == "5.1.1"
+    assert message.payload["data"]["recipient"] == view.recipient
+
+
+def test_a_policy_refusal_bounces_without_suppressing_the_address(engine: Engine) -> None:
+    view = delivered(engine)
+    [outcome] = FeedbackRecorder(engine).record(
+        [view.id], parse_bounce(dsn(view.recipient, "5.7.1")), NOW
+    )
+    assert outcome.result == "recorded"
+    assert outcome.suppressed is None
+    assert SuppressionList(engine).get(view.recipient) is None
+    after = DeliveryRecords(engine).delivery(view.id)
+    assert after is not None
+    assert after.status is DeliveryStatus.BOUNCED
+
+
+def test_soft_bounces_are_noted_with_a_delayed_webhook_and_nothing_suppressed(
+    engine: Engine,
+) -> None:
+    view = delivered(engine)
+    [outcome] = FeedbackRecorder(engine, [TARGET]).record(
+        [view.id], parse_bounce(dsn(view.recipient, "4.2.2", "delayed")), NOW
+    )
+    assert (outcome.result, outcome.suppressed, outcome.webhooks) == ("noted", None, 1)
+    after = DeliveryRecords(engine).delivery(view.id)
+    assert after is not None
+    assert after.status is DeliveryStatus.SENT
+    assert (after.feedback or "").startswith("delayed: 4.2.2")
+    assert [m.event_type for m in WebhookOutbox(engine).messages()] == [WebhookType.DELAYED]
+
+
+def test_a_bounce_for_a_delivery_the_record_no_longer_holds_changes_nothing(
+    engine: Engine,
+) -> None:
+    [outcome] = FeedbackRecorder(engine).record([987654], parse_bounce(dsn("x@y.z", "5.1.1")))
+    assert outcome.result == "unknown delivery"
+    assert SuppressionList(engine).get("x@y.z") is None
+
+
+def test_the_suppression_list_keeps_the_first_reason_and_finds_by_any_case(
+    engine: Engine,
+) -> None:
+    suppressions = SuppressionList(engine)
+    entry, created = suppressions.add("Kim@Example.com", "asked to stop", "alice", NOW)
+    assert (entry.address, created) == ("kim@example.com", True)
+    again, created = suppressions.add("kim@example.com", "other", "bob", NOW + timedelta(days=1))
+    assert (again.reason, again.since, created) == ("asked to stop", NOW, False)
+    assert suppressions.reasons(["KIM@example.com", "other@example.com"]) == {
+        "kim@example.com": "asked to stop"
+    }
+    found, total = suppressions.entries("ASKED")
+    assert (total, [e.address for e in found]) == (1, ["kim@example.com"])
+    suppressions.remove("KIM@EXAMPLE.COM")
+    with pytest.raises(NotSuppressed):
+        suppressions.remove("kim@example.com")
+    with pytest.raises(ValueError, match="not a valid e-mail address"):
+        suppressions.add("not an address", "x", "alice", NOW)
+
+
+def test_a_resend_is_a_new_delivery_linked_to_a_finished_one(engine: Engine) -> None:
+    records = DeliveryRecords(engine)
+    view = delivered(engine)
+    copy = records.resend(view.id, NOW, 2)
+    assert (copy.resend_of, copy.status, copy.settings_version) == (view.id, "queued", 2)
+    assert (copy.event_id, copy.kind, copy.recipient) == (view.event_id, view.kind, view.recipient)
+    assert copy.message_id != view.message_id
+    second = records.resend(view.id, NOW, None)
+    assert second.message_id not in {view.message_id, copy.message_id}
+    with pytest.raises(CannotResend, match="still queued"):
+        records.resend(copy.id, NOW, None)
+    with pytest.raises(UnknownDelivery):
+        records.resend(424242, NOW, None)
+
+
+def test_outcomes_write_their_webhooks_in_the_same_transaction(engine: Engine) -> None:
+    records = DeliveryRecords(engine)
+    raw = sample_event(EventType.PASSWORD_RESET)
+    raw.update(event_id="e-tx", customer_group="RETAIL")
+    planned = NewDelivery("password.reset", "a@example.com", None, None, "<m@x>", "interactive")
+    [claimed] = records.record_accepted(raw, "interactive", [planned], 1, NOW).claimed
+    rows = outcome_rows(
+        [TARGET],
+        WebhookType.SENT,
+        claimed.delivery,
+        "sent",
+        NOW,
+        code=250,
+        text="ok",
+        attempts=1,
+        relay=None,
+    )
+    result = AttemptResult(claimed.delivery.id, DeliveryStatus.SENT, 250, "ok", sent_at=NOW)
+    records.finish([result], NOW, rows)
+    # Finishing the same attempt again (another worker took it over meanwhile
+    # and it is not "sending" any more) writes no second webhook.
+    records.finish(
+        [result],
+        NOW + timedelta(seconds=1),
+        outcome_rows(
+            [TARGET],
+            WebhookType.SENT,
+            claimed.delivery,
+            "sent",
+            NOW,
+            code=250,
+            text="ok",
+            attempts=1,
+            relay=None,
+        ),
+    )
+    [message] = WebhookOutbox(engine).messages()
+    assert message.payload["type"] == "delivery.sent"
+    assert message.payload["data"]["delivery_id"] == claimed.delivery.id
+
+
+def test_the_sender_signs_retries_with_backoff_and_gives_up_after_the_period(
+    engine: Engine,
+) -> None:
+    view = delivered(engine)
+    rows = outcome_rows(
+        [TARGET], WebhookType.SENT, view, "sent", NOW, code=250, text="ok", attempts=1, relay=None
+    )
+    with engine.begin() as connection:
+        connection.execute(insert(WebhookMessage), [r.values(NOW) for r in rows])
+    answers = [503, 503, 204]
+    seen: list[httpx.Request] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(answers.pop(0))
+
+    clock = [NOW]
+    config = Settings(
+        webhook_url=TARGET,
+        webhook_secret=SECRET,
+        webhook_retry_base_seconds=10,
+        webhook_retry_max_seconds=60,
+    )
+    sender = WebhookSender(
+        WebhookOutbox(engine),
+        config,
+        clock=lambda: clock[0],
+        client=httpx.Client(transport=httpx.MockTransport(respond)),
+    )
+    assert sender.send_due().retried == 1
+    assert sender.send_due().retried == 0  # Not due yet.
+    clock[0] = NOW + timedelta(seconds=retry_delay(1, 10, 60))
+    assert sender.send_due().retried == 1
+    clock[0] += timedelta(seconds=retry_delay(2, 10, 60))
+    assert sender.send_due().delivered == 1
+    assert len({r.headers["webhook-id"] for r in seen}) == 1
+    last = seen[-1]
+    stamp = datetime.fromtimestamp(int(last.headers["webhook-timestamp"]), UTC)
+    expected = Webhook(SECRET).sign(last.headers["webhook-id"], stamp, last.content.decode())
+    assert last.headers["webhook-signature"] == expected
+    assert json.loads(last.content)["type"] == "delivery.sent"
+    [message] = WebhookOutbox(engine).messages()
+    assert (message.status, message.attempts) == (WebhookStatus.DELIVERED, 3)
+
+
+def test_a_receiver_down_for_longer_than_the_period_is_given_up_and_replayable(
+    engine: Engine,
+) -> None:
+    view = delivered(engine)
+    rows = outcome_rows(
+        [TARGET], WebhookType.SENT, view, "sent", NOW, code=250, text="ok", attempts=1, relay=None
+    )
+    with engine.begin() as connection:
+        connection.execute(insert(WebhookMessage), [r.values(NOW) for r in rows])
+    clock = [NOW + timedelta(hours=23, minutes=59)]
+    config = Settings(webhook_url=TARGET, webhook_secret=SECRET, webhook_retry_base_seconds=600)
+    down = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(502)))
+    sender = WebhookSender(WebhookOutbox(engine), config, clock=lambda: clock[0], client=down)
+    assert sender.send_due().failed == 1
+    outbox = WebhookOutbox(engine)
+    [message] = outbox.messages(WebhookStatus.FAILED)
+    assert "HTTP 502" in (message.last_error or "")
+    assert outbox.replay(None, NOW) == [message.id]
+    assert outbox.counts()["pending"] == 1
