@@ -9,7 +9,7 @@ problems are collected in one pass and reported together with their paths.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar
 
@@ -331,12 +331,98 @@ def dump(data: Mapping[str, Any], fmt: str) -> str:
     )
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """Refuses a key given twice: the second would silently drop the first text."""
+# Limits of what any input (a YAML or JSON document, an API request's body)
+# may be: a settings document nests 4 levels and holds a few hundred values,
+# a list of 1,000 events some 20,000. Deeper or bigger input is refused with
+# the limit named, before a recursive parser or validator meets it.
+MAX_NESTING = 32
+MAX_VALUES = 50_000
+
+
+def structure_problem(
+    data: object, *, max_depth: int = MAX_NESTING, max_values: int = MAX_VALUES
+) -> str | None:
+    """Say why ``data`` nests too deep or holds too many values, or return None.
+
+    Iterative, and it stops at the first limit exceeded, so neither a list
+    nested 100,000 levels deep nor a YAML alias bomb (values shared, not
+    copied, a billion times over) costs more than ``max_values`` steps.
+    """
+    stack: list[tuple[object, int]] = [(data, 1)]
+    values = 0
+    while stack:
+        value, depth = stack.pop()
+        children: Iterable[object]
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > max_depth:
+            return nesting_message(max_depth)
+        for child in children:
+            values += 1
+            if values > max_values:
+                return f"holds more than {max_values} values; the limit is {max_values}"
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return None
+
+
+def nesting_message(max_depth: int = MAX_NESTING) -> str:
+    return f"nests lists and mappings more than {max_depth} levels deep; the limit is {max_depth}"
+
+
+class _SafeDocumentLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, bounded, with plain keys given once.
+
+    A key given twice is refused: the second would silently drop the first
+    text. Keys must be plain values (text, numbers), not lists or mappings
+    ("complex keys"), which no document here has and which crash code that
+    expects keys it can hash and print. Nesting is bounded while the text is
+    composed: PyYAML composes recursively, and 500 levels exhaust Python's
+    stack.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def _enter(self) -> None:
+        self._depth += 1
+        if self._depth > MAX_NESTING:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                nesting_message(),
+                self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+            )
+
+    def compose_sequence_node(self, anchor: Any) -> yaml.SequenceNode:
+        self._enter()
+        try:
+            return super().compose_sequence_node(anchor)
+        finally:
+            self._depth -= 1
+
+    def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:
+        self._enter()
+        try:
+            return super().compose_mapping_node(anchor)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _value in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    "a key must be plain text or a number, not a list or mapping",
+                    key_node.start_mark,
+                )
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -347,14 +433,21 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def load(text: str, source: str = "input") -> object:
-    """Parse YAML or JSON (JSON is YAML); raise a one-line error on bad syntax."""
+    """Parse YAML or JSON (JSON is YAML); raise a one-line error on bad or excessive input."""
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_SafeDocumentLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "not valid YAML or JSON"
         raise DispatcherError(f"{source}: cannot read the settings{where}: {problem}") from None
+    except RecursionError:
+        # Not expected with the bound above; a one-line answer all the same.
+        raise DispatcherError(f"{source}: cannot read the settings: {nesting_message()}") from None
+    problem = structure_problem(data)
+    if problem:
+        raise DispatcherError(f"{source}: cannot read the settings: it {problem}")
+    return data
 
 
 def effective_settings(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI, Request, Response
+from fastapi import HTTPException as DetailedHTTPException
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -17,25 +22,31 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import RootModel
 from pydantic.json_schema import models_json_schema
 from sqlalchemy import Engine
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config_store.database import get_engine
-from config_store.document import SettingsDocument
+from config_store.document import MAX_VALUES, SettingsDocument, nesting_message, structure_problem
 from dispatcher.admin.pipeline import CeleryPipeline, Pipeline
 from dispatcher.api import routes, schemas, ui
 from dispatcher.api.auth import AuthProblem, SessionSigner
 from dispatcher.api.config import ApiSettings
+from dispatcher.api.routes.common import MAX_BODY_BYTES
 from dispatcher.api.runtime import Runtime
+from dispatcher.delivery.suppressions import NotSuppressed
 from dispatcher.domain.events import Event as AnyEvent
 from dispatcher.errors import (
     BrokerUnavailable,
+    CannotResend,
     DispatcherError,
     GroupExists,
     InvalidInput,
     NoSettings,
     SchemaNotReady,
     StoreUnavailable,
+    UnknownDelivery,
     UnknownGroup,
     UnknownVersion,
     VersionConflict,
@@ -59,8 +70,11 @@ _STATUS: tuple[tuple[type[DispatcherError], int], ...] = (
     (UnknownVersion, 404),
     (NoMailbox, 404),
     (UnknownMessage, 404),
+    (UnknownDelivery, 404),
+    (NotSuppressed, 404),
     (GroupExists, 409),
     (VersionConflict, 409),
+    (CannotResend, 409),
     (BrokerUnavailable, 503),
     (StoreUnavailable, 503),
     (SchemaNotReady, 503),
@@ -81,15 +95,52 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in parts)
 
 
+# An answer names at most this many problems, each shortened: a body with
+# 400,000 unknown keys gets 50 of them and a count, not a 25 MB echo.
+MAX_PROBLEMS = 50
+MAX_PATH_CHARS = 200
+MAX_MESSAGE_CHARS = 500
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` shortened to ``limit`` characters and safe to encode as UTF-8.
+
+    Paths and messages can hold what a client sent (an unknown key); a lone
+    surrogate in one would make the JSON answer itself fail.
+    """
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def problem_list(
+    problems: Sequence[tuple[str, str]], total: int | None = None
+) -> list[dict[str, str]]:
+    """The ``detail`` of a 422: the first ``MAX_PROBLEMS`` problems, then how many more.
+
+    ``total`` counts every problem when only the first few were converted.
+    """
+    shown = [
+        {"path": _clip(path, MAX_PATH_CHARS), "message": _clip(message, MAX_MESSAGE_CHARS)}
+        for path, message in problems[:MAX_PROBLEMS]
+    ]
+    more = (len(problems) if total is None else total) - len(shown)
+    if more > 0:
+        shown.append(
+            {"path": "", "message": f"and {more} more problems not listed; fix these first"}
+        )
+    return shown
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def invalid_input(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, InvalidInput)
-        detail = [{"path": e.path, "message": e.message} for e in exc.errors]
+        first = [(e.path, e.message) for e in exc.errors[:MAX_PROBLEMS]]
+        detail = problem_list(first, len(exc.errors))
         return JSONResponse({"detail": detail}, status_code=422)
 
     async def dispatcher_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, DispatcherError)
-        return JSONResponse({"detail": str(exc)}, status_code=_status_of(exc))
+        return JSONResponse({"detail": _clip(str(exc), 2000)}, status_code=_status_of(exc))
 
     async def auth_problem(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, AuthProblem)
@@ -97,7 +148,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def request_invalid(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        detail = [_request_problem(error) for error in exc.errors()]
+        errors = exc.errors()
+        first = [_request_problem(error) for error in errors[:MAX_PROBLEMS]]
+        detail = problem_list(first, len(errors))
         return JSONResponse({"detail": detail}, status_code=422)
 
     async def http_problem(request: Request, exc: Exception) -> Response:
@@ -125,15 +178,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, http_problem)
 
 
-def _request_problem(error: Any) -> dict[str, str]:
+def _request_problem(error: Any) -> tuple[str, str]:
     if error.get("type") == "json_invalid":
         reason = (error.get("ctx") or {}).get("error", "")
-        return {"path": "", "message": f"the body is not valid JSON ({reason}); send JSON"}
+        return "", f"the body is not valid JSON ({reason}); send JSON"
     message = str(error.get("msg", ""))
     if error.get("type") == "value_error":
         # Our own validators' messages; pydantic's prefix adds nothing.
         message = message.removeprefix("Value error, ")
-    return {"path": _field_path(error.get("loc", ())), "message": message}
+    return _field_path(error.get("loc", ())), message
 
 
 def _allowed_methods(request: Request) -> list[str]:
@@ -161,6 +214,141 @@ def _security_headers(app: FastAPI) -> None:
             # Answers carry personal data (addresses, texts); no cache keeps them.
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+
+# Request bodies. The documents (settings, previews of drafts, lists of up to
+# 1,000 events) may be large; every other body is a few fields. Each is
+# refused by its Content-Length before a byte is read, or as soon as a
+# streamed (chunked) body passes the limit, and must arrive in BODY_SECONDS.
+SMALL_BODY_BYTES = 256 * 1024
+SMALL_BODY_VALUES = 10_000
+BODY_SECONDS = 30.0
+_LARGE_BODY_PATHS = re.compile(r"/v1/events|/v1/groups/[^/]+/(?:settings|preview)")
+# Bodies up to this size are checked in the event loop; larger in a thread.
+_INLINE_CHECK_BYTES = 64 * 1024
+
+
+def body_limits(path: str) -> tuple[int, int]:
+    """The most bytes, and JSON values, a request body to ``path`` may have."""
+    if _LARGE_BODY_PATHS.fullmatch(path):
+        return MAX_BODY_BYTES, MAX_VALUES
+    return SMALL_BODY_BYTES, SMALL_BODY_VALUES
+
+
+def _too_large(limit: int) -> HTTPException:
+    return HTTPException(
+        413,
+        f"the request body is larger than {limit} bytes, the most this endpoint takes; "
+        "send a smaller one",
+        headers={"Connection": "close"},
+    )
+
+
+def json_structure_problem(body: bytes, max_values: int) -> str | None:
+    """Why a JSON body nests too deep or holds too many values, or None.
+
+    A body that is not JSON at all passes: the route says what is wrong with
+    it in its own words.
+    """
+    try:
+        data = json.loads(body)
+    except RecursionError:
+        return nesting_message()
+    except ValueError:
+        return None
+    return structure_problem(data, max_values=max_values)
+
+
+class _GuardedBody:
+    """The request's ``receive``, counting bytes and checking the whole body's shape.
+
+    Refusals are raised as HTTPExceptions from ``receive``: FastAPI passes
+    those through while it reads a body, and the exception handlers answer
+    them in the product's problem shape.
+    """
+
+    def __init__(self, receive: Receive, limit: int, max_values: int, json_body: bool) -> None:
+        self.inner = receive
+        self.limit = limit
+        self.max_values = max_values
+        self.json_body = json_body
+        self.deadline = anyio.current_time() + BODY_SECONDS
+        self.size = 0
+        self.chunks: list[bytes] = []
+        self.complete = False
+
+    async def receive(self) -> Message:
+        if self.complete:
+            return await self.inner()
+        message: Message | None = None
+        with anyio.move_on_after(max(self.deadline - anyio.current_time(), 0)):
+            message = await self.inner()
+        if message is None:
+            raise HTTPException(
+                408,
+                f"the request body did not arrive within {BODY_SECONDS:.0f} seconds; "
+                "send it at once",
+                headers={"Connection": "close"},
+            )
+        if message["type"] != "http.request":
+            return message
+        chunk = message.get("body", b"")
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise _too_large(self.limit)
+        if self.json_body:
+            self.chunks.append(chunk)
+        if message.get("more_body", False):
+            return message
+        self.complete = True
+        if self.json_body:
+            body, self.chunks = b"".join(self.chunks), []
+            if len(body) <= _INLINE_CHECK_BYTES:
+                problem = json_structure_problem(body, self.max_values)
+            else:
+                problem = await anyio.to_thread.run_sync(
+                    json_structure_problem, body, self.max_values
+                )
+            if problem:
+                raise DetailedHTTPException(422, [{"path": "", "message": f"the body {problem}"}])
+        return message
+
+
+class BodyLimits:
+    """ASGI middleware: bounded request bodies on every route, sign-in included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        if (length is None and "transfer-encoding" not in headers) or length == "0":
+            await self.app(scope, receive, send)  # No body.
+            return
+        limit, max_values = body_limits(scope["path"])
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            exc = _too_large(limit)
+            response = JSONResponse(
+                {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+            )
+            await response(scope, receive, send)
+            return
+        content_type = headers.get("content-type", "").lower()
+        # YAML is read, and bounded, by config_store.document.load.
+        guarded = _GuardedBody(receive, limit, max_values, json_body="yaml" not in content_type)
+
+        async def send_closing_early(message: Message) -> None:
+            if message["type"] == "http.response.start" and not guarded.complete:
+                # Answered before the body was read (refused, or never needed):
+                # close the connection rather than read on what may be endless.
+                MutableHeaders(scope=message)["Connection"] = "close"
+            await send(message)
+
+        await self.app(scope, guarded.receive, send_closing_early)
 
 
 class Event(RootModel[AnyEvent]):
@@ -197,10 +385,33 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             components = document.setdefault("components", {}).setdefault("schemas", {})
             for name, schema in _extra_schemas().items():
                 components.setdefault(name, schema)
+            _document_body_limits(document)
             app.openapi_schema = document
         return app.openapi_schema
 
     return build
+
+
+def _document_body_limits(document: dict[str, Any]) -> None:
+    """Add BodyLimits' answers to every operation that takes a body."""
+    problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path, operations in document.get("paths", {}).items():
+        limit, _ = body_limits(path.replace("{code}", "X"))
+        for operation in operations.values():
+            if "requestBody" not in operation:
+                continue
+            responses = operation.setdefault("responses", {})
+            responses.setdefault(
+                "413",
+                {"description": f"The body is larger than {limit} bytes.", "content": problem},
+            )
+            responses.setdefault(
+                "408",
+                {
+                    "description": f"The body did not arrive within {BODY_SECONDS:.0f} seconds.",
+                    "content": problem,
+                },
+            )
 
 
 def create_app(
@@ -249,6 +460,8 @@ def create_app(
     )
     app.state.runtime = runtime
     _install_error_handlers(app)
+    # Innermost of the middleware: its answers get the security headers too.
+    app.add_middleware(BodyLimits)
     _security_headers(app)
     if api_settings.origins:
         # Bearer tokens only: cookies never travel cross-origin.

@@ -14,7 +14,7 @@ from email.headerregistry import Address
 
 from email_validator import EmailNotValidError, validate_email
 
-from dispatcher.domain.textsafety import first_forbidden
+from dispatcher.domain.textsafety import first_forbidden, looks_encoded
 
 MAX_ADDRESS_LENGTH = 254
 MAX_DISPLAY_NAME_LENGTH = 200
@@ -73,6 +73,13 @@ def parse_mailbox(value: str, *, allow_display_name: bool = False) -> Mailbox:
     name = checked.display_name or None
     if name is not None and len(name) > MAX_DISPLAY_NAME_LENGTH:
         raise AddressProblem(f"display name is longer than {MAX_DISPLAY_NAME_LENGTH} characters")
+    if name is not None and looks_encoded(name):
+        # A mail program would decode it into whatever it spells (line
+        # breaks, other addresses); what is sent is encoded for it anyway.
+        raise AddressProblem(
+            "display name contains '=?', which mail programs read as an encoded-word "
+            "(RFC 2047); write the name as plain text, umlauts are encoded when sent"
+        )
     return Mailbox(address=checked.ascii_email or checked.normalized, display_name=name)
 
 

@@ -26,6 +26,7 @@ from markupsafe import Markup, escape
 
 from dispatcher.domain.addresses import Mailbox
 from dispatcher.domain.texts import ResolvedText
+from dispatcher.domain.textsafety import first_forbidden, looks_encoded
 from dispatcher.errors import TemplateProblem
 from dispatcher.mail.templating import HTML_ENV, compile_text, render
 
@@ -123,14 +124,42 @@ _UTF8.body_encoding = QP
 
 def _header_safe(name: str, value: str) -> str:
     # Every value was validated long before; this is the last line of defence
-    # against a header gaining a line.
+    # against a header gaining a line or carrying what UTF-8 cannot encode. A
+    # TemplateProblem makes the delivery dead with this reason, never retried.
     if "\r" in value or "\n" in value:
-        raise ValueError(f"{name} header value contains a line break")
+        raise TemplateProblem(f"the {name} header would contain a line break; it cannot be sent")
+    bad = first_forbidden(value)
+    if bad:
+        raise TemplateProblem(f"the {name} header contains the character {bad}; it cannot be sent")
     return value
 
 
+def _part_safe(name: str, value: str) -> str:
+    bad = first_forbidden(value, allow_newlines=True)
+    if bad:
+        raise TemplateProblem(f"the {name} contains the character {bad}; it cannot be sent")
+    return value
+
+
+def _encoded(value: str) -> Header | str:
+    """``value`` as a header value that a mail program shows as it is.
+
+    Non-ASCII text is encoded (RFC 2047), and so is ASCII text that holds
+    something a reader would take for an encoded-word ("=?utf-8?q?...?="):
+    encoded once more, it is decoded back to the literal text, never to what
+    it spells (line breaks, other headers, a different name).
+    """
+    return value if value.isascii() and not looks_encoded(value) else Header(value, _UTF8)
+
+
 def _address(mailbox: Mailbox) -> str:
-    return formataddr((mailbox.display_name or "", mailbox.address), charset=_UTF8)
+    name = mailbox.display_name or ""
+    if name:
+        _header_safe("display name", name)
+        if name.isascii() and looks_encoded(name):
+            # formataddr would write it as it is; the reader would decode it.
+            return f"{_UTF8.header_encode(name)} <{mailbox.address}>"
+    return formataddr((name, mailbox.address), charset=_UTF8)
 
 
 def build_message(
@@ -140,13 +169,17 @@ def build_message(
     message_id: str,
     date: datetime,
 ) -> Message:
-    """A multipart/alternative message: a text part and an HTML part."""
+    """A multipart/alternative message: a text part and an HTML part.
+
+    Raise ``TemplateProblem`` if a value cannot be sent as it is (a control
+    character or a lone surrogate that validation did not stop).
+    """
     message = MIMEMultipart("alternative")
     message["From"] = _header_safe("From", _address(sender))
     message["To"] = _header_safe("To", _address(recipient))
     subject = _header_safe("Subject", email.subject)
     # A Header object is what compat32 folds and encodes; the stub wants str.
-    message["Subject"] = subject if subject.isascii() else Header(subject, _UTF8)  # type: ignore[assignment]
+    message["Subject"] = _encoded(subject)  # type: ignore[assignment]
     message["Date"] = format_datetime(date)
     message["Message-ID"] = _header_safe("Message-ID", message_id)
     message["Content-Language"] = _header_safe("Content-Language", email.locale)
@@ -154,6 +187,8 @@ def build_message(
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
     # MIMEText takes a Charset object too; its stub says only str.
-    message.attach(MIMEText(email.text, "plain", _UTF8))  # type: ignore[arg-type]
-    message.attach(MIMEText(email.html, "html", _UTF8))  # type: ignore[arg-type]
+    text = _part_safe("text part", email.text)
+    html = _part_safe("HTML part", email.html)
+    message.attach(MIMEText(text, "plain", _UTF8))  # type: ignore[arg-type]
+    message.attach(MIMEText(html, "html", _UTF8))  # type: ignore[arg-type]
     return message

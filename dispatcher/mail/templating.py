@@ -27,6 +27,7 @@ from jinja2.utils import _PassArg
 from jinja2.visitor import NodeTransformer
 
 from dispatcher.domain.events import Variable
+from dispatcher.domain.textsafety import first_forbidden
 from dispatcher.errors import TemplateProblem
 
 # Limits of one render. An e-mail body of 100,000 characters is already far
@@ -39,6 +40,10 @@ MAX_SECONDS = 1.0
 MAX_RANGE = 10_000
 MAX_WIDTH = 1_000
 MAX_POWER_BITS = 4_096
+
+TOO_DEEP = (
+    "the template nests too deeply (brackets, expressions or blocks inside each other); flatten it"
+)
 
 _LOOP_GUARD = "_bounded_iter"
 _CONCAT_GUARD = "_bounded_concat"
@@ -345,6 +350,12 @@ def compile_text(source: str) -> Any:
         raise TemplateProblem(exc.message or "syntax error", exc.lineno) from None
     except TemplateError as exc:
         raise TemplateProblem(str(exc)) from None
+    except RecursionError:
+        raise TemplateProblem(TOO_DEEP) from None
+    except SyntaxError as exc:
+        # Jinja2 parsed it, but Python cannot compile the code made from it:
+        # blocks nested beyond Python's limit ("too many levels of indentation").
+        raise TemplateProblem(f"{TOO_DEEP} ({exc.msg})") from None
 
 
 def render(
@@ -379,7 +390,17 @@ def render(
     finally:
         _BUDGET.reset(budget_token)
         _LOCALE.reset(locale_token)
-    return "".join(parts)
+    output = "".join(parts)
+    # The source was checked for such characters, but an escape in a string
+    # ('\x07', '\ud800') makes them at render time. A lone surrogate cannot
+    # even be encoded as UTF-8; a control character could end up in a header.
+    bad = first_forbidden(output, allow_newlines=True)
+    if bad:
+        raise TemplateProblem(
+            f"prints the invisible or control character {bad}; a text may print visible "
+            "characters, line breaks and tabs only"
+        )
+    return output
 
 
 def render_text(source: str, context: Mapping[str, Any], *, locale: str = "de") -> str:
@@ -402,14 +423,18 @@ def check_source(source: str, variables: Mapping[str, Variable], what: str) -> l
 
     ``what`` names the e-mail in messages ("a password-reset e-mail").
     """
+    findings: list[Finding] = []
     try:
         tree = TEXT_ENV.parse_source(source)
+        local_names = _assigned_names(tree)
+        for node in tree.find_all((nodes.Name, nodes.Getattr, nodes.Getitem, nodes.Filter)):
+            findings.extend(_check_node(node, variables, local_names, what))
     except TemplateSyntaxError as exc:
         return [Finding(f"syntax error: {exc.message}", exc.lineno)]
-    findings: list[Finding] = []
-    local_names = _assigned_names(tree)
-    for node in tree.find_all((nodes.Name, nodes.Getattr, nodes.Getitem, nodes.Filter)):
-        findings.extend(_check_node(node, variables, local_names, what))
+    except RecursionError:
+        # Jinja2's parser and tree walk recurse: some 70 brackets inside
+        # each other exhaust Python's stack.
+        return [Finding(TOO_DEEP)]
     if not findings:
         try:
             compile_text(source)

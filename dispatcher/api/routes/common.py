@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query, Request
 from pydantic import AfterValidator
 
-from config_store.document import load
+from config_store.document import load, nesting_message, structure_problem
 from dispatcher.admin.access import ADMIN, PUBLISH, READ
 from dispatcher.admin.use_cases import InvalidRequest
 from dispatcher.api import schemas
@@ -78,7 +78,11 @@ def json_object_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 async def read_body(request: Request, *, yaml_allowed: bool = False) -> object:
-    """The request's JSON (or YAML) body; raise ``InvalidRequest`` with a one-line reason."""
+    """The request's JSON (or YAML) body; raise ``InvalidRequest`` with a one-line reason.
+
+    Its size was bounded before it was read (``BodyLimits`` in api/app.py); its
+    nesting and number of values are bounded here, for JSON and YAML alike.
+    """
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise InvalidRequest([FieldError("", f"the body is larger than {MAX_BODY_BYTES} bytes")])
@@ -98,7 +102,7 @@ async def read_body(request: Request, *, yaml_allowed: bool = False) -> object:
         except DispatcherError as exc:
             raise InvalidRequest([FieldError("", str(exc))]) from None
     try:
-        return json.loads(text, object_pairs_hook=json_object_pairs)
+        data = json.loads(text, object_pairs_hook=json_object_pairs)
     except json.JSONDecodeError as exc:
         raise InvalidRequest(
             [
@@ -111,3 +115,12 @@ async def read_body(request: Request, *, yaml_allowed: bool = False) -> object:
         ) from None
     except ValueError as exc:
         raise InvalidRequest([FieldError("", str(exc))]) from None
+    except RecursionError:
+        # Python's JSON reader recurses; about 1,000 levels exhaust it.
+        raise InvalidRequest([FieldError("", f"the body {nesting_message()}")]) from None
+    # The middleware checked this already (api/app.py, BodyLimits); a body
+    # read here is checked again, whatever its content type said.
+    problem = structure_problem(data)
+    if problem:
+        raise InvalidRequest([FieldError("", f"the body {problem}")])
+    return data
