@@ -74,8 +74,24 @@ class Settings(BaseSettings):
     webhook_retry_hours: float = Field(default=24.0, gt=0, le=24 * 14)
     webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
     webhook_retry_max_seconds: float = Field(default=1800.0, gt=0)
+    # Relays by route (CONTRACT §9); without the file, the single relay above.
+    relays_file: Path | None = None
+    # A relay's breaker opens after this many failures in a row and lets one
+    # probe through after the pause.
+    relay_breaker_failures: int = Field(default=3, ge=1, le=100)
+    relay_breaker_pause_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # DKIM keys: <dir>/<domain>/<selector>.key; without it nothing is signed.
+    dkim_keys_dir: Path | None = None
 
-    @field_validator("mailsink_dir", "bounce_domain", "secret_key", "webhook_secret", mode="before")
+    @field_validator(
+        "mailsink_dir",
+        "bounce_domain",
+        "secret_key",
+        "webhook_secret",
+        "relays_file",
+        "dkim_keys_dir",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # An empty variable would otherwise name the working directory, or a

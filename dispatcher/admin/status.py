@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from config_store.database import first_line, get_engine, ping, redact, require_schema
 from dispatcher.admin.pipeline import Pipeline
+from dispatcher.admin.relays import BREAKER_NAMES, Relays
 from dispatcher.broker.app import app
 from dispatcher.broker.queues import broker_state
 from dispatcher.delivery.record import DeliveryRecords
@@ -109,6 +110,7 @@ class StateCollector(Collector):
         self.config = config
         self.include_workers = include_workers
         self._workers: tuple[float, int] = (0.0, 0)
+        self._relays: Relays | None = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("dispatcher_broker_up", "1 if Redis answered this scrape.")
@@ -158,6 +160,24 @@ class StateCollector(Collector):
                     "dispatcher_workers", "Workers that answered a ping.", value=self._count()
                 )
         yield from self._record()
+        yield from self._breakers()
+
+    def _breakers(self) -> Iterator[GaugeMetricFamily]:
+        state = GaugeMetricFamily(
+            "dispatcher_relay_breaker_state",
+            "Each relay's breaker: 0 closed (in use), 1 half-open (probing), 2 open (skipped).",
+            labels=["relay"],
+        )
+        try:
+            if self._relays is None:
+                self._relays = Relays(self.config)
+            overview = self._relays.overview(time.time())
+        except Exception:  # noqa: BLE001 - a scrape must not fail
+            return
+        codes = {name: code for code, name in BREAKER_NAMES.items()}
+        for relay in overview.relays:
+            state.add_metric([relay.name], int(codes[relay.breaker]))
+        yield state
 
     def _count(self) -> int:
         # A ping takes up to a second; scrapes come every 15 s or so, so the

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from config_store.database import get_engine
 from config_store.document import MAX_VALUES, SettingsDocument, nesting_message, structure_problem
 from dispatcher.admin.pipeline import CeleryPipeline, Pipeline
+from dispatcher.admin.relays import UnknownRelay
 from dispatcher.api import routes, schemas, ui
 from dispatcher.api.auth import AuthProblem, SessionSigner
 from dispatcher.api.config import ApiSettings
@@ -71,6 +72,7 @@ _STATUS: tuple[tuple[type[DispatcherError], int], ...] = (
     (NoMailbox, 404),
     (UnknownMessage, 404),
     (UnknownDelivery, 404),
+    (UnknownRelay, 404),
     (NotSuppressed, 404),
     (GroupExists, 409),
     (VersionConflict, 409),

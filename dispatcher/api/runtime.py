@@ -12,6 +12,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy import Engine
 
 from dispatcher.admin.pipeline import Pipeline
+from dispatcher.admin.relays import Relays
 from dispatcher.admin.status import StateCollector
 from dispatcher.admin.use_cases import Admin
 from dispatcher.api.auth import (
@@ -44,6 +45,7 @@ class Runtime:
     signer: SessionSigner
     _admin: Admin | None = field(default=None, init=False)
     _state: StateCollector | None = field(default=None, init=False)
+    _relays: Relays | None = field(default=None, init=False)
     _engine: Engine | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -66,6 +68,13 @@ class Runtime:
             if self._state is None:
                 self._state = StateCollector(engine, self.config)
             return self._state
+
+    def relays(self) -> Relays:
+        """The relays file and DKIM keys, read as the workers read them."""
+        with self._lock:
+            if self._relays is None:
+                self._relays = Relays(self.config)
+            return self._relays
 
     def admin(self) -> Admin:
         engine = self.engine()

@@ -95,9 +95,20 @@ class Group(BaseModel):
     current_version: int | None
 
 
+class DeliveryPath(BaseModel):
+    """Which relays a group's e-mails take (failover order) and whether they are signed."""
+
+    sender_domain: str
+    relays: list[str]
+    dkim_selector: str | None = Field(description="The DKIM selector that signs; null: unsigned.")
+
+
 class GroupDetail(Group):
     saved_by: str | None = None
     saved_at: Timestamp | None = None
+    delivery_path: DeliveryPath | None = Field(
+        default=None, description="Null while the group has no settings (no sender yet)."
+    )
 
 
 # Settings --------------------------------------------------------------------
@@ -425,3 +436,36 @@ class WebhookReplayRequest(_Request):
 
 class WebhookReplayResponse(BaseModel):
     replayed: list[int]
+
+
+class RelayOut(BaseModel):
+    name: str
+    host: str
+    port: int
+    security: str
+    authenticates: bool
+    breaker: str = Field(description="closed (in use), open (skipped), half-open (probing)")
+
+
+class RouteOut(BaseModel):
+    match: str
+    relays: list[str]
+
+
+class Relays(BaseModel):
+    from_file: bool = Field(description="False: one relay from DISPATCHER_SMTP_* for everything.")
+    relays: list[RelayOut]
+    routes: list[RouteOut]
+    default: list[str]
+
+
+class RelayCheckRequest(_Request):
+    """Nothing to choose yet: the check is the one the workers' connection goes through."""
+
+
+class RelayCheck(BaseModel):
+    relay: str
+    ok: bool
+    steps: list[str]
+    problem: str | None
+    milliseconds: int

@@ -106,7 +106,7 @@ def decode_envelope(item: Any, queue: str = "") -> dict[str, Any]:
     """
     try:
         value = loads(bytes_to_str(item))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return _envelope_for(
             item, "the queue item cannot be decoded: it is not a JSON kombu envelope", queue
         )

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from config_store.document import nesting_message, structure_problem
 from dispatcher.broker.publisher import enqueue_many
 from dispatcher.cli.base import cli, fail, read_input
 from dispatcher.domain.events import validate_all
@@ -17,7 +18,9 @@ def _parse_events_text(text: str, name: str) -> tuple[list[object], list[str]]:
     if not stripped:
         fail(f"{name}: is empty; give one JSON object, a JSON array or NDJSON")
     try:
-        data = json.loads(stripped)
+        data = _bounded(json.loads(stripped), name)
+    except RecursionError:
+        fail(f"{name}: {nesting_message()}")
     except json.JSONDecodeError as first_error:
         events: list[object] = []
         labels: list[str] = []
@@ -25,7 +28,9 @@ def _parse_events_text(text: str, name: str) -> tuple[list[object], list[str]]:
             if not line.strip():
                 continue
             try:
-                events.append(json.loads(line))
+                events.append(_bounded(json.loads(line), f"{name} line {number}"))
+            except RecursionError:
+                fail(f"{name} line {number}: {nesting_message()}")
             except json.JSONDecodeError as exc:
                 if not events:  # Not NDJSON either: report the document's own error.
                     fail(
@@ -38,6 +43,14 @@ def _parse_events_text(text: str, name: str) -> tuple[list[object], list[str]]:
     if isinstance(data, list):
         return data, [f"[{index}]" for index in range(len(data))]
     return [data], ["event"]
+
+
+def _bounded(data: object, name: str) -> object:
+    """``data``, unless it nests too deep or holds too many values (one line, then exit)."""
+    problem = structure_problem(data)
+    if problem is not None:
+        fail(f"{name}: {problem}")
+    return data
 
 
 @cli.command("publish")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from config_store.document import dump, load
+from config_store.document import dump, load, nesting_message, structure_problem
 from config_store.repository import VersionInfo
 from dispatcher.cli.base import EXIT_USAGE, admin, cli, default_actor, fail, read_input
 from dispatcher.domain.group_settings import effective_view
@@ -135,8 +135,13 @@ def preview_command(
         text, name = read_input(event_file)
         try:
             event = json.loads(text)
+        except RecursionError:
+            fail(f"{name}: {nesting_message()}")
         except json.JSONDecodeError as exc:
             fail(f"{name}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
+        problem = structure_problem(event)
+        if problem is not None:
+            fail(f"{name}: {problem}")
     result = admin().preview(code, kind, locale, event=event).preview
     if fmt == "json":
         click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from config_store.repository import SettingsRepository
 from dispatcher.delivery.acceptance import Acceptance, AcceptanceMarks
@@ -58,10 +58,12 @@ from dispatcher.errors import (
     StoreUnavailable,
     UnknownGroup,
 )
+from dispatcher.mail.dkim import DkimKeys
 from dispatcher.mail.render import build_message, message_id_for, render_email
+from dispatcher.mail.wire import to_bytes
 from dispatcher.ops import logs, metrics
 from dispatcher.settings import Settings
-from dispatcher.smtp.transport import DeliveryFailure, SmtpTransport
+from dispatcher.smtp.transport import DeliveryFailure, Route, SmtpReply
 
 log = logging.getLogger("dispatcher.delivery")
 
@@ -104,6 +106,23 @@ class _Prepared:
         )
 
 
+class MailSender(Protocol):
+    """What sends a message: one relay (``SmtpTransport``) or the routes' (``RelayRouter``)."""
+
+    def deliver(self, data: bytes, sender: str, recipient: str, route: Route) -> SmtpReply: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """A message ready to send: its bytes, its envelope sender and its route."""
+
+    data: bytes
+    envelope_from: str
+    route: Route
+
+
 @dataclass
 class _Outcomes:
     """Attempts not yet written to the record, with the webhooks that report them."""
@@ -138,7 +157,7 @@ class Dispatcher:
         self,
         settings_repository: SettingsRepository,
         records: DeliveryRecords,
-        transport: SmtpTransport,
+        transport: MailSender,
         config: Settings,
         *,
         clock: Callable[[], datetime] = utcnow,
@@ -146,6 +165,7 @@ class Dispatcher:
         limits: Limits | None = None,
         suppressions: SuppressionList | None = None,
         marks: AcceptanceMarks | None = None,
+        dkim: DkimKeys | None = None,
     ) -> None:
         self.settings_repository = settings_repository
         self.records = records
@@ -159,6 +179,7 @@ class Dispatcher:
         )
         self.suppressions = suppressions
         self.marks = marks
+        self.dkim = dkim
         self.webhook_targets = endpoints(config)
         self.return_path_key = (
             config.secret_key.get_secret_value() if config.secret_key is not None else None
@@ -507,23 +528,30 @@ class Dispatcher:
             return held
         try:
             with _timed(metrics.RENDER_SECONDS):
-                message, envelope_from = self._build(item, event, settings, now)
+                outgoing = self._build(item, event, settings, now)
         except DispatcherError as exc:
             logs.step(log, logging.ERROR, "delivery dead", **fields, reason=f"cannot render: {exc}")
             return AttemptResult(delivery.id, DeliveryStatus.DEAD, None, f"cannot render: {exc}")
         started = time.perf_counter()
         try:
-            reply = self.transport.send(message, envelope_from, delivery.recipient)
+            reply = self.transport.deliver(
+                outgoing.data, outgoing.envelope_from, delivery.recipient, outgoing.route
+            )
         except DeliveryFailure as exc:
             metrics.SMTP_SECONDS.labels(outcome=exc.verdict).observe(time.perf_counter() - started)
             return self._failed(delivery, exc, now, fields)
         metrics.SMTP_SECONDS.labels(outcome="accepted").observe(time.perf_counter() - started)
         sent_at = self.clock()
         if self.marks is not None:
-            self.marks.mark(delivery.id, Acceptance(reply.code, reply.text, sent_at))
+            self.marks.mark(delivery.id, Acceptance(reply.code, reply.text, sent_at, reply.relay))
         logs.step(log, logging.INFO, "delivery sent", **fields, smtp_code=reply.code)
         return AttemptResult(
-            delivery.id, DeliveryStatus.SENT, reply.code, reply.text, sent_at=sent_at
+            delivery.id,
+            DeliveryStatus.SENT,
+            reply.code,
+            reply.text,
+            sent_at=sent_at,
+            relay=reply.relay,
         )
 
     def _held_back(self, delivery: DeliveryView, now: datetime) -> AttemptResult | None:
@@ -600,11 +628,13 @@ class Dispatcher:
             exc.text,
             next_attempt_at=due,
             uncertain=uncertain,
+            relay=exc.relay,
         )
 
     def _build(
         self, item: Claimed, event: Event | None, settings: GroupSettings | None, now: datetime
-    ) -> tuple[Any, str]:
+    ) -> _Outgoing:
+        """Render, build, serialise and (with a key for the sender's domain) DKIM-sign."""
         delivery = item.delivery
         if event is None or event.event_id != delivery.event_id:
             event = parse_event(dict(item.payload))
@@ -622,7 +652,13 @@ class Dispatcher:
         email = render_email(settings.text_for(kind, delivery.recipient_locale), context)
         recipient = Mailbox(delivery.recipient, delivery.recipient_name)
         message = build_message(email, settings.sender, recipient, delivery.message_id, now)
-        return message, self._envelope_from(delivery, settings)
+        domain = settings.sender.address.rpartition("@")[2]
+        data = to_bytes(message)
+        if self.dkim is not None:
+            data = self.dkim.sign(data, domain)
+        return _Outgoing(
+            data, self._envelope_from(delivery, settings), Route(domain, settings.group_code)
+        )
 
     def _envelope_from(self, delivery: DeliveryView, settings: GroupSettings) -> str:
         """The return path: signed for the bounce server, or the configured or group sender."""

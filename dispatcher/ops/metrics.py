@@ -64,6 +64,11 @@ WEBHOOKS = Counter(
     "Webhook sends to the portal backend by outcome: delivered, retried, failed.",
     ["outcome"],
 )
+RELAY_ATTEMPTS = Counter(
+    "dispatcher_relay_attempts_total",
+    "Sends per relay by outcome: accepted, refused (the recipient's answer), relay_fault.",
+    ["relay", "outcome"],
+)
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 EVENT_TO_ACCEPTANCE = Histogram(
     "dispatcher_event_to_acceptance_seconds",
@@ -75,6 +80,12 @@ RENDER_SECONDS = Histogram(
     "dispatcher_render_seconds",
     "Time to render one e-mail (subject, text, HTML).",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+RELAY_SECONDS = Histogram(
+    "dispatcher_relay_seconds",
+    "Time of one attempt on one relay, whatever its outcome.",
+    ["relay"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 SMTP_SECONDS = Histogram(
     "dispatcher_smtp_seconds",

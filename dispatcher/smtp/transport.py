@@ -9,9 +9,12 @@ uncertain (the message may have been accepted; see ``UncertainOutcome``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import smtplib
 import ssl
+import threading
+import time
 from dataclasses import dataclass
 from email.message import Message
 from email.policy import compat32
@@ -22,6 +25,18 @@ from dispatcher.errors import DispatcherError
 from dispatcher.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# An SMTP session with nothing to send for this long is ended with QUIT.
+IDLE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Route:
+    """What chooses an e-mail's relays: its sender domain and its group (CONTRACT §9)."""
+
+    sender_domain: str
+    group: str
+
 
 # CRLF line ends; messages arrive built and folded already (render.py).
 _WIRE = compat32.clone(linesep="\r\n")
@@ -47,16 +62,32 @@ def classify(code: int) -> Verdict:
 class SmtpReply:
     code: int
     text: str
+    # The relay that gave it (DISPATCHER_RELAYS_FILE's name); None for the single relay.
+    relay: str | None = None
 
 
 class DeliveryFailure(DispatcherError):
-    """An attempt failed; ``code`` and ``text`` are the server's reply, if any."""
+    """An attempt failed; ``code`` and ``text`` are the server's reply, if any.
+
+    ``relay_fault`` marks a failure of the relay itself (it refused or timed
+    out the connection, failed TLS or AUTH, or answered 421) rather than the
+    relay's answer about this recipient: another relay may take the e-mail.
+    """
 
     verdict: Verdict = Verdict.TEMPORARY
 
-    def __init__(self, text: str, code: int | None = None) -> None:
+    def __init__(
+        self,
+        text: str,
+        code: int | None = None,
+        *,
+        relay_fault: bool = False,
+        relay: str | None = None,
+    ) -> None:
         self.code = code
         self.text = text
+        self.relay_fault = relay_fault or code == 421
+        self.relay = relay
         super().__init__(f"{code} {text}" if code else text)
 
 
@@ -134,11 +165,16 @@ class SmtpConfig:
 class SmtpTransport:
     """One reusable SMTP connection per process."""
 
-    def __init__(self, config: SmtpConfig) -> None:
+    def __init__(self, config: SmtpConfig, idle_seconds: float = IDLE_SECONDS) -> None:
         self.config = config
+        self.idle_seconds = idle_seconds
         self._conn: _TrackingSMTP | None = None
         self._sent_on_connection = 0
         self._tls_context: ssl.SSLContext | None = None
+        # Sending and the idle watcher take turns on the connection.
+        self._lock = threading.Lock()
+        self._last_used = time.monotonic()
+        self._watcher: threading.Thread | None = None
 
     def _context(self) -> ssl.SSLContext:
         # Loading the system's certificate store costs tens of milliseconds,
@@ -149,6 +185,7 @@ class SmtpTransport:
         return self._tls_context
 
     def close(self) -> None:
+        """End the session politely (QUIT) and forget the connection."""
         conn, self._conn = self._conn, None
         if conn is None:
             return
@@ -156,6 +193,28 @@ class SmtpTransport:
             conn.quit()
         except (smtplib.SMTPException, OSError):
             conn.close()
+
+    def _watch_idle(self) -> None:
+        # A relay keeps an idle session open for minutes and counts it against
+        # our connection limit; a worker that has nothing to send for a few
+        # seconds gives it back with QUIT, and opens a new one when needed.
+        while True:
+            time.sleep(min(1.0, self.idle_seconds))
+            if self._conn is None:
+                continue
+            if time.monotonic() - self._last_used < self.idle_seconds:
+                continue
+            if self._lock.acquire(blocking=False):
+                try:
+                    if time.monotonic() - self._last_used >= self.idle_seconds:
+                        self.close()
+                finally:
+                    self._lock.release()
+
+    def _start_watcher(self) -> None:
+        if self._watcher is None or not self._watcher.is_alive():
+            self._watcher = threading.Thread(target=self._watch_idle, name="smtp-idle", daemon=True)
+            self._watcher.start()
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -178,11 +237,19 @@ class SmtpTransport:
                 conn.ehlo()
             if cfg.username:
                 conn.login(cfg.username, cfg.password or "")
+        except smtplib.SMTPResponseException:
+            # The server answered (AUTH refused, say): end the session properly.
+            if conn is not None:
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    conn.quit()
+                conn.close()
+            raise
         except BaseException:
             if conn is not None:
                 conn.close()
             raise
         self._sent_on_connection = 0
+        self._start_watcher()
         return conn
 
     def _connect(self) -> _TrackingSMTP:
@@ -196,28 +263,46 @@ class SmtpTransport:
                 f"SMTP authentication at {where} failed ({exc.smtp_code}); check "
                 "DISPATCHER_SMTP_USERNAME and DISPATCHER_SMTP_PASSWORD",
                 exc.smtp_code,
+                relay_fault=True,
             ) from None
         except smtplib.SMTPNotSupportedError as exc:
             raise TemporaryFailure(
                 f"the SMTP server at {where} does not support this: {exc}; check "
-                "DISPATCHER_SMTP_SECURITY"
+                "DISPATCHER_SMTP_SECURITY",
+                relay_fault=True,
             ) from None
         except smtplib.SMTPResponseException as exc:
             raise TemporaryFailure(
                 f"the SMTP server at {where} refused the connection: {_decode(exc.smtp_error)}",
                 exc.smtp_code,
+                relay_fault=True,
             ) from None
         except ssl.SSLError as exc:
             raise TemporaryFailure(
                 f"TLS with {where} failed: {exc.reason or exc}; check DISPATCHER_SMTP_SECURITY "
-                "and the server's certificate"
+                "and the server's certificate",
+                relay_fault=True,
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise TemporaryFailure(f"cannot connect to the SMTP server at {where}: {exc}") from None
+            raise TemporaryFailure(
+                f"cannot connect to the SMTP server at {where}: {exc}", relay_fault=True
+            ) from None
 
     def send(self, message: Message, sender: str, recipient: str) -> SmtpReply:
         """Send one message to one recipient; raise a ``DeliveryFailure`` subclass."""
-        data = message.as_bytes(policy=_WIRE)
+        return self.send_bytes(message.as_bytes(policy=_WIRE), sender, recipient)
+
+    def deliver(self, data: bytes, sender: str, recipient: str, route: Route) -> SmtpReply:
+        """One relay serves every route (``RelayRouter`` chooses among several)."""
+        return self.send_bytes(data, sender, recipient)
+
+    def send_bytes(self, data: bytes, sender: str, recipient: str) -> SmtpReply:
+        """Send a message, already in wire form (CRLF), to one recipient."""
+        with self._lock:
+            self._last_used = time.monotonic()
+            return self._send(data, sender, recipient)
+
+    def _send(self, data: bytes, sender: str, recipient: str) -> SmtpReply:
         reused = self._conn is not None
         if (
             self._conn is not None
@@ -232,7 +317,9 @@ class SmtpTransport:
             # Nothing of this message went out, so trying once more on a fresh
             # connection is safe.
             if not reused:
-                raise TemporaryFailure("the SMTP server closed the connection") from None
+                raise TemporaryFailure(
+                    "the SMTP server closed the connection", relay_fault=True
+                ) from None
             return self._transaction(data, sender, recipient)
 
     def _transaction(  # noqa: PLR0912 - one branch per SMTP stage and fault
@@ -274,7 +361,7 @@ class SmtpTransport:
             if not fresh and stage == "MAIL FROM":
                 raise _StaleConnection from None
             raise TemporaryFailure(
-                f"the SMTP server dropped the connection at {stage}: {exc}"
+                f"the SMTP server dropped the connection at {stage}: {exc}", relay_fault=True
             ) from None
         except TimeoutError:
             self._drop()
@@ -285,7 +372,9 @@ class SmtpTransport:
                 raise UncertainOutcome(
                     f"the connection failed after the message was sent: {exc}"
                 ) from None
-            raise TemporaryFailure(f"the SMTP connection failed at {stage}: {exc}") from None
+            raise TemporaryFailure(
+                f"the SMTP connection failed at {stage}: {exc}", relay_fault=True
+            ) from None
         if code != 250:
             self._reset()
             raise failure_for(code, f"message refused: {_decode(reply)}")
@@ -298,7 +387,8 @@ class SmtpTransport:
                 f"no reply within {self.config.timeout:g} s after the message was sent"
             )
         raise TemporaryFailure(
-            f"the SMTP server did not answer within {self.config.timeout:g} s at {stage}"
+            f"the SMTP server did not answer within {self.config.timeout:g} s at {stage}",
+            relay_fault=True,
         )
 
     def _reset(self) -> None:

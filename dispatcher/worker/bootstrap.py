@@ -29,12 +29,14 @@ from dispatcher.delivery.acceptance import AcceptanceMarks
 from dispatcher.delivery.limits import limits_from_settings
 from dispatcher.delivery.orchestrator import Dispatcher
 from dispatcher.delivery.record import DeliveryRecords
+from dispatcher.delivery.sending import dkim_keys, mail_sender, relay_source
 from dispatcher.delivery.suppressions import SuppressionList
 from dispatcher.delivery.webhooks import WebhookOutbox, WebhookSender
+from dispatcher.mail.dkim import DkimKeyError
 from dispatcher.ops.logs import use_json
 from dispatcher.ops.metrics import registry
 from dispatcher.settings import Settings, get_settings
-from dispatcher.smtp.transport import SmtpConfig, SmtpTransport
+from dispatcher.smtp.relays import RelaysFileError
 from dispatcher.worker.sweep_clock import SweepClock
 
 __all__ = ["app", "service", "webhook_sender"]
@@ -57,11 +59,12 @@ def service() -> Dispatcher:
         _service = Dispatcher(
             SettingsRepository(engine),
             DeliveryRecords(engine),
-            SmtpTransport(SmtpConfig.from_settings(config)),
+            mail_sender(config),
             config,
             limits=limits_from_settings(config),
             suppressions=SuppressionList(engine),
             marks=_marks(config),
+            dkim=dkim_keys(config),
         )
     return _service
 
@@ -107,6 +110,19 @@ def _json_logs(logger: logging.Logger, **_: Any) -> None:
     # delivery step lines and cost time on every e-mail; warnings still show.
     for name in ("celery.app.trace", "celery.worker.strategy"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@worker_init.connect
+def _check_relays_and_keys(**_: Any) -> None:
+    """Refuse to start with a broken relays file or DKIM key: one line per problem."""
+    config = get_settings()
+    try:
+        relay_source(config)
+        dkim_keys(config)
+    except (RelaysFileError, DkimKeyError) as exc:
+        for line in exc.problems:
+            log.critical("%s", line)
+        raise SystemExit(f"error: {exc}") from None
 
 
 @worker_init.connect

@@ -35,7 +35,7 @@ from dispatcher.domain.samples import sample_event
 from tests.conftest import require_redis
 from tests.integration.test_pipeline import service_for
 from tests.support.faultlib import FaultStack, Outcome, fault_stack, once_each, pool_children
-from tests.support.harness import Receiver, wait_for
+from tests.support.harness import Receiver, Sink, wait_for
 from tests.support.malformed import HANDLED, corpus
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -388,6 +388,65 @@ def s17_worker_killed_mid_batch_without_beat(stack: FaultStack) -> str:
     return f"worker (2 processes) SIGKILLed mid-batch, no beat; {copies} sent twice"
 
 
+def _two_relays(stack: FaultStack) -> tuple[Sink, dict[str, str]]:
+    """The stack's sink as relay 'primary', a second sink as 'backup', in failover order."""
+    backup = Sink(stack.directory / "backup").start()
+    stack.relays.append(backup)
+    path = stack.directory / "relays.yaml"
+    path.write_text(
+        "relays:\n"
+        f"  primary: {{host: 127.0.0.1, port: {stack.sink.port}, security: none}}\n"
+        f"  backup: {{host: 127.0.0.1, port: {backup.port}, security: none}}\n"
+        "default: [primary, backup]\n",
+        "utf-8",
+    )
+    env = {
+        "DISPATCHER_RELAYS_FILE": str(path),
+        "DISPATCHER_RELAY_BREAKER_FAILURES": "2",
+        "DISPATCHER_RELAY_BREAKER_PAUSE_SECONDS": "3",
+        **FAST_VISIBILITY,
+    }
+    return backup, env
+
+
+def s18_relay_down_mid_burst(stack: FaultStack) -> str:
+    _, env = _two_relays(stack)
+    stack.worker(env=env)
+    for _ in range(150):
+        stack.publish(EventType.CUSTOMER_VALIDATED, tag="relay")
+    wait_for(lambda: sent_count(stack) >= 30, 60, "the burst to be under way", interval=0.05)
+    stack.sink.stop()
+    for _ in range(150):
+        stack.publish(EventType.CUSTOMER_VALIDATED, tag="relay")
+    stack.settle(120)
+    rows = stack.records.deliveries(DeliveryFilter(limit=10_000))
+    retried = [r for r in rows if r.attempts > 1]
+    assert not retried, f"{len(retried)} needed another attempt; failover is within one"
+    by_relay = Counter(r.relay for r in rows)
+    assert by_relay["backup"] >= 150, by_relay
+    stack.sink = Sink(stack.sink.directory, port=stack.sink.port).start()
+    return f"primary relay stopped mid-burst; {dict(by_relay)}, every e-mail in one attempt"
+
+
+def s19_all_relays_down(stack: FaultStack) -> str:
+    backup, env = _two_relays(stack)
+    stack.worker(env=env)
+    stack.sink.stop()
+    backup.stop()
+    for _ in range(40):
+        stack.publish(tag="waits")
+    wait_for(
+        lambda: stack.records.status_counts()["retrying"] >= 40,
+        60,
+        "every e-mail to wait for a relay",
+        interval=0.1,
+    )
+    assert sent_count(stack) == 0
+    stack.relays[-1] = Sink(backup.directory, port=backup.port).start()
+    stack.settle(120)
+    return "both relays down: every e-mail waited (retrying), then went when the backup returned"
+
+
 SCENARIOS: list[tuple[str, Callable[[FaultStack], str]]] = [
     ("1 pool process SIGKILL mid-send", s01_pool_process_killed_mid_send),
     ("2 worker SIGKILL mid-burst", s02_worker_killed_mid_burst),
@@ -406,6 +465,8 @@ SCENARIOS: list[tuple[str, Callable[[FaultStack], str]]] = [
     ("15 webhook receiver down mid-burst", s15_webhook_receiver_down_during_a_burst),
     ("16 malformed messages on every lane", s16_malformed_messages_on_every_lane_during_a_burst),
     ("17 worker SIGKILL mid-batch, no beat", s17_worker_killed_mid_batch_without_beat),
+    ("18 relay down mid-burst", s18_relay_down_mid_burst),
+    ("19 all relays down, then one back", s19_all_relays_down),
 ]
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 import base64
 import secrets
 import smtplib
+import threading
+import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
@@ -264,3 +267,52 @@ def test_resend_is_refused_for_a_suppressed_address_unless_forced(
     assert len(stack.sink.messages(address)) == 2
     audit = run("audit", "--json", cwd=stack.directory, env=env)
     assert '"delivery.resend"' in audit.out
+
+
+@pytest.mark.redis
+def test_garbage_huge_messages_and_a_flood_never_stop_the_bounce_server(
+    world: tuple[Stack, BounceServer, Receiver],
+) -> None:
+    """Refused or recorded, never a crash, and nothing suppressed that should not be."""
+    stack, bounces, _ = world
+    address = f"flood-{uuid.uuid4().hex[:6]}@example.com"
+    row, return_path = sent_one(stack, address)
+    # Garbage is recorded as an unreadable reply; nothing changes for the delivery.
+    assert bounce_to(bounces, return_path, b"\x00\xff garbage \r\n" * 100)[0] == 250
+    # Up to 10 MiB is taken, beyond it refused at DATA.
+    big = b"Subject: big\r\n\r\n" + b"x" * 998 + b"\r\n"
+    assert bounce_to(bounces, return_path, big * 10_000)[0] == 250
+    assert bounce_to(bounces, return_path, big * 10_600)[0] == 552
+    # A flood from 16 connections at once, as fast as they go.
+    reply = b"Subject: Automatische Antwort\r\nAuto-Submitted: auto-replied\r\n\r\nweg\r\n"
+    codes: Counter[int] = Counter()
+    lock = threading.Lock()
+    started = time.monotonic()
+
+    def flood() -> None:
+        with smtplib.SMTP("127.0.0.1", bounces.port, timeout=30) as smtp:
+            smtp.ehlo("mx.example.net")
+            for _ in range(100):
+                smtp.mail("")
+                code, _ = smtp.rcpt(return_path)
+                if code == 250:
+                    code, _ = smtp.data(reply)
+                else:
+                    smtp.rset()
+                with lock:
+                    codes[code] += 1
+
+    threads = [threading.Thread(target=flood) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    rate = sum(codes.values()) / (time.monotonic() - started)
+    assert set(codes) <= {250, 451, 421}, codes
+    assert codes[250] >= 1000, codes
+    assert bounces.process is not None
+    assert bounces.process.poll() is None
+    [view] = stack.deliveries(event_id=row.event_id)
+    assert view.status == "sent"
+    assert SuppressionList(stack.engine).get(address) is None
+    print(f"bounce flood: {sum(codes.values())} messages at {rate:.0f}/s, {dict(codes)}")

@@ -171,6 +171,8 @@ class FaultStack:
     env: dict[str, str]
     workers: list[Worker] = field(default_factory=list)
     beat: BeatProcess | None = None
+    # Further relays of a scenario; what arrives there counts like the sink's.
+    relays: list[Sink] = field(default_factory=list)
     accepted: dict[str, str] = field(default_factory=dict)  # address -> event_id
     expect_dead: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
@@ -271,7 +273,12 @@ class FaultStack:
 
     def outcome(self, scenario: str, notes: str = "") -> Outcome:
         rows = {r.recipient: r for r in self.records.deliveries(DeliveryFilter(limit=1_000_000))}
-        arrived = Counter(rcpt for entry in self.sink.messages() for rcpt in entry["rcpt_tos"])
+        arrived = Counter(
+            rcpt
+            for sink in (self.sink, *self.relays)
+            for entry in sink.messages()
+            for rcpt in entry["rcpt_tos"]
+        )
         sent = dead = lost = duplicated = uncertain_dupes = suppressed = 0
         reasons: Counter[str] = Counter()
         for address in self.accepted:
@@ -352,6 +359,8 @@ def fault_stack(kind: str, directory: Path, **env: str) -> Iterator[FaultStack]:
         if stack.beat is not None:
             stack.beat.stop()
         stack.sink.stop()
+        for relay in stack.relays:
+            relay.stop()
         stack.redis.kill()
         engine.dispose()
         cleanup()

@@ -40,6 +40,8 @@ PROTECTED = [
     ("DELETE", "/v1/suppressions/ADDRESS", "admin"),
     ("GET", "/v1/webhooks", "read"),
     ("POST", "/v1/webhooks/replay", "admin"),
+    ("GET", "/v1/relays", "read"),
+    ("POST", "/v1/relays/default/check", "admin"),
     ("GET", "/v1/audit", "read"),
     ("GET", "/v1/mailbox", "read"),
     ("GET", "/v1/mailbox/MESSAGE.eml", "read"),
@@ -56,7 +58,8 @@ def test_every_protected_route_is_listed() -> None:
             path.replace("RETAIL", "{code}")
             .replace("MESSAGE.eml", "{file}")
             .replace("/1/", "/{delivery_id}/")
-            .replace("ADDRESS", "{address}"),
+            .replace("ADDRESS", "{address}")
+            .replace("/default/", "/{name}/"),
         )
         for method, path, _ in PROTECTED
     }

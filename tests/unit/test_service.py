@@ -6,6 +6,8 @@ same paths run against a real SMTP server in the integration tests.
 
 from __future__ import annotations
 
+import email
+import email.policy
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -23,6 +25,7 @@ from dispatcher.domain.samples import sample_event
 from dispatcher.settings import Settings
 from dispatcher.smtp.transport import (
     PermanentFailure,
+    Route,
     SmtpReply,
     TemporaryFailure,
     UncertainOutcome,
@@ -37,7 +40,9 @@ class ScriptedTransport:
         self.script = list(script)
         self.sent: list[tuple[EmailMessage, str, str]] = []
 
-    def send(self, message: EmailMessage, sender: str, recipient: str) -> SmtpReply:
+    def deliver(self, data: bytes, sender: str, recipient: str, route: Route) -> SmtpReply:
+        message = email.message_from_bytes(data, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
         self.sent.append((message, sender, recipient))
         outcome = self.script.pop(0) if self.script else SmtpReply(250, "2.0.0 OK queued as A1")
         if isinstance(outcome, Exception):

@@ -12,6 +12,7 @@ from dispatcher.api.routes import (
     groups,
     health,
     mailbox,
+    relays,
     settings,
 )
 from dispatcher.api.routes.common import problems
@@ -19,7 +20,17 @@ from dispatcher.api.routes.common import problems
 # One router with every route, as if they were written in one module: the
 # app and its OpenAPI document see plain routes, not nested routers.
 router = APIRouter()
-for _module in (health, groups, settings, events, deliveries, feedback, audit, mailbox):
+for _module in (
+    health,
+    groups,
+    settings,
+    events,
+    deliveries,
+    feedback,
+    relays,
+    audit,
+    mailbox,
+):
     router.routes.extend(_module.router.routes)
 
 __all__ = ["problems", "router"]

@@ -52,7 +52,20 @@ def add_group(
 )
 def get_group(request: Request, code: GroupCode, _: Reader) -> schemas.GroupDetail:
     """One customer group, with who saved its current settings and when."""
-    details = runtime_of(request).admin().group(code)
+    runtime = runtime_of(request)
+    admin = runtime.admin()
+    details = admin.group(code)
+    path = None
+    if details.group.current_version is not None:
+        found = runtime.relays().path_of(admin.settings.snapshot(details.group.code))
+        path = schemas.DeliveryPath(
+            sender_domain=found.sender_domain,
+            relays=list(found.relays),
+            dkim_selector=found.dkim_selector,
+        )
     return schemas.GroupDetail(
-        **_group(details.group).model_dump(), saved_by=details.saved_by, saved_at=details.saved_at
+        **_group(details.group).model_dump(),
+        saved_by=details.saved_by,
+        saved_at=details.saved_at,
+        delivery_path=path,
     )
