@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_LENGTH = 32
+REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://", "redis+socket://", "sentinel://")
 
 
 class Settings(BaseSettings):
@@ -21,6 +22,9 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///dispatcher.db"
     broker_url: str = "redis://localhost:6379/0"
+    # With a sentinel:// broker URL: the name of the Redis primary the
+    # sentinels watch (their "monitor" name).
+    broker_sentinel_master: str | None = None
     smtp_host: str = "localhost"
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_username: str | None = None
@@ -57,6 +61,9 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     # Port of a worker's own /metrics endpoint (all its processes); 0 turns it off.
     worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
+    # The address it listens on: this machine only, unless a scraper elsewhere
+    # needs it (0.0.0.0 in a container); it has no authentication.
+    worker_metrics_host: str = "127.0.0.1"
     # The local mail sink's directory, which the web UI shows as a mailbox;
     # `dispatcher up` sets it when it runs the sink. Unset: no mailbox.
     mailsink_dir: Path | None = None
@@ -136,6 +143,27 @@ class Settings(BaseSettings):
                 "print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\""
             )
         return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _redis_broker(cls, value: str) -> str:
+        # The journal, the limits, the breakers and the queue status all live
+        # in the broker's Redis: another broker would switch them off silently.
+        if not value.startswith(REDIS_URL_SCHEMES):
+            raise ValueError(
+                "must be a Redis URL (redis://, rediss://, unix://, or sentinel://host:26379;"
+                "sentinel://host2:26379 with DISPATCHER_BROKER_SENTINEL_MASTER)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _sentinel_needs_its_master(self) -> Settings:
+        if self.broker_url.startswith("sentinel://") and not self.broker_sentinel_master:
+            raise ValueError(
+                "a sentinel:// DISPATCHER_BROKER_URL needs DISPATCHER_BROKER_SENTINEL_MASTER, "
+                "the name the sentinels monitor the primary under"
+            )
+        return self
 
     @model_validator(mode="after")
     def _feedback_needs_its_secrets(self) -> Settings:

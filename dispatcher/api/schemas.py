@@ -71,8 +71,14 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     status: str = Field(description='"ok" or "unavailable"')
-    database: str = Field(description='"ok" or what is wrong with the database')
-    broker: str = Field(description='"ok" or what is wrong with the broker (Redis)')
+    database: str | None = Field(
+        default=None,
+        description='"ok" or what is wrong with the database; only with a read token',
+    )
+    broker: str | None = Field(
+        default=None,
+        description='"ok" or what is wrong with the broker (Redis); only with a read token',
+    )
 
 
 # Groups ----------------------------------------------------------------------

@@ -45,6 +45,8 @@ TRANSPORT_OPTIONS = {
     # one of its processes is free, however long the bulk queue is.
     "queue_order_strategy": "priority",
 }
+if _settings.broker_sentinel_master:
+    TRANSPORT_OPTIONS["master_name"] = _settings.broker_sentinel_master
 # Interactive first; the sweeper's few tasks before a batch so that it never
 # starves behind one.
 CONSUME_ORDER = (

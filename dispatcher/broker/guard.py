@@ -124,15 +124,24 @@ def decode_envelope(item: Any, queue: str = "") -> dict[str, Any]:
     return dict(value)
 
 
-class GuardedChannel(redis_transport.Channel):  # type: ignore[misc]
-    """kombu's Redis channel with a defensive decode of queue items."""
+class _Guard:
+    """The overrides, for kombu's plain Redis channel and its Sentinel channel alike."""
+
+    # Provided by the kombu channel this is mixed into.
+    connection: Any
+    client: Any
+    connection_errors: Any
+    sep: str
+    priority_steps: Any
+    _queue_cycle: Any
+    _in_poll: Any
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if self.connection.client is None:
             raise redis_transport.redis.ConnectionError(
                 "the broker connection was closed; reconnect to use this channel"
             )
-        params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)
+        params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
         return params
 
     def _brpop_read(self, **options: Any) -> bool:
@@ -158,21 +167,36 @@ class GuardedChannel(redis_transport.Channel):  # type: ignore[misc]
                 flush()
 
     def _get(self, queue: str) -> dict[str, Any]:
-        with self.conn_or_acquire() as client:
+        with self.conn_or_acquire() as client:  # type: ignore[attr-defined]
             for priority in self.priority_steps:
-                item = client.rpop(self._q_for_pri(queue, priority))
+                item = client.rpop(self._q_for_pri(queue, priority))  # type: ignore[attr-defined]
                 if item:
-                    self._maybe_update_queues_expire(client, queue)
+                    self._maybe_update_queues_expire(client, queue)  # type: ignore[attr-defined]
                     return decode_envelope(item, queue)
-            self._maybe_update_queues_expire(client, queue)
+            self._maybe_update_queues_expire(client, queue)  # type: ignore[attr-defined]
             raise redis_transport.Empty()
+
+
+class GuardedChannel(_Guard, redis_transport.Channel):  # type: ignore[misc]
+    """kombu's Redis channel with a defensive decode of queue items."""
+
+
+class GuardedSentinelChannel(_Guard, redis_transport.SentinelChannel):  # type: ignore[misc]
+    """kombu's Redis Sentinel channel, guarded the same way."""
 
 
 class GuardedTransport(redis_transport.Transport):  # type: ignore[misc]
     Channel = GuardedChannel
 
 
+class GuardedSentinelTransport(redis_transport.SentinelTransport):  # type: ignore[misc]
+    Channel = GuardedSentinelChannel
+
+
 def install() -> None:
-    """Idempotent: make redis:// and rediss:// URLs use the guarded transport."""
+    """Idempotent: make redis://, rediss:// and sentinel:// URLs use the guarded transports."""
     for scheme in ("redis", "rediss"):
         kombu.transport.TRANSPORT_ALIASES[scheme] = "dispatcher.broker.guard:GuardedTransport"
+    kombu.transport.TRANSPORT_ALIASES["sentinel"] = (
+        "dispatcher.broker.guard:GuardedSentinelTransport"
+    )

@@ -18,9 +18,12 @@ bypass the journal; they get what Redis alone gives.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger("dispatcher.journal")
 
 # Redis keys below the installation's prefix.
 ENTRIES = "dispatcher:journal"
@@ -34,19 +37,33 @@ class Entry:
     event: dict[str, Any]
 
 
-class Journal:
-    """Journal entries in one Redis: a hash of events and an index by time."""
+# How long filing waits for a replica to confirm an entry (Sentinel set-ups).
+REPLICA_WAIT_MS = 500
 
-    def __init__(self, client: Any, prefix: str) -> None:
+
+class Journal:
+    """Journal entries in one Redis: a hash of events and an index by time.
+
+    With ``replicas`` (a Redis primary with replicas under Sentinel), filing
+    waits until that many replicas hold the entry (Redis ``WAIT``), so that an
+    accepted event survives a failover to a replica even when its task
+    message, written a moment later, does not: the sweeper enqueues it again.
+    """
+
+    def __init__(self, client: Any, prefix: str, replicas: int = 0) -> None:
         self.client = client
         self.prefix = prefix
+        self.replicas = replicas
         self.entries_key = f"{prefix}{ENTRIES}"
         self.index_key = f"{prefix}{INDEX}"
+        self.unconfirmed = 0  # entries filed without a replica's confirmation
 
     def file(self, entries: Sequence[Entry], now: float) -> None:
         if not entries:
             return
-        with self.client.pipeline(transaction=True) as pipe:
+        # WAIT counts the writes of its own connection, so it travels in the
+        # same (plain) pipeline; MULTI would not allow it.
+        with self.client.pipeline(transaction=not self.replicas) as pipe:
             pipe.hset(
                 self.entries_key,
                 mapping={
@@ -54,7 +71,16 @@ class Journal:
                 },
             )
             pipe.zadd(self.index_key, {e.event_id: now for e in entries})
-            pipe.execute()
+            if self.replicas:
+                pipe.execute_command("WAIT", self.replicas, REPLICA_WAIT_MS)
+            results = pipe.execute()
+        if self.replicas and int(results[-1]) < self.replicas:
+            self.unconfirmed += len(entries)
+            log.warning(
+                "journal entry not confirmed by a replica within %d ms; a failover now "
+                "could lose it",
+                REPLICA_WAIT_MS,
+            )
 
     def forget(self, event_ids: Iterable[str]) -> None:
         ids = list(event_ids)

@@ -35,7 +35,7 @@ from dispatcher.domain.kinds import (
 from dispatcher.domain.test_send import TestSend
 from dispatcher.errors import BrokerUnavailable, PartlyEnqueued
 from dispatcher.ops import metrics
-from dispatcher.settings import get_settings, redact_url
+from dispatcher.settings import redact_url
 
 TASK_NAME = HANDLE_EVENT
 BATCH_TASK_NAME = HANDLE_EVENTS
@@ -56,11 +56,14 @@ def journal() -> Journal | None:
     if _journal is not None:
         return _journal
 
-    client = redis_for_url(str(app.conf.broker_url))
+    options = app.conf.broker_transport_options
+    client = redis_for_url(str(app.conf.broker_url), options.get("master_name"))
     if client is None:
         return None
     prefix = str(app.conf.broker_transport_options.get("global_keyprefix", ""))
-    _journal = Journal(client, prefix)
+    # Behind Sentinel, an accepted event is on a replica before publish() returns.
+    replicas = 1 if str(app.conf.broker_url).startswith("sentinel://") else 0
+    _journal = Journal(client, prefix, replicas)
     return _journal
 
 
@@ -96,7 +99,7 @@ def _unfile(entries: Sequence[Entry]) -> None:
 
 def _unavailable(exc: Exception, what: str) -> BrokerUnavailable:
     return BrokerUnavailable(
-        f"cannot reach the broker at {redact_url(get_settings().broker_url)} ({exc}); "
+        f"cannot reach the broker at {redact_url(str(app.conf.broker_url))} ({exc}); "
         f"{what}: check DISPATCHER_BROKER_URL and that Redis is running"
     )
 
@@ -249,7 +252,7 @@ def enqueue_many(events: Sequence[Event]) -> None:
             except BrokerUnavailable:
                 if done == 0:
                     raise
-                where = f"cannot reach the broker at {redact_url(get_settings().broker_url)}"
+                where = f"cannot reach the broker at {redact_url(str(app.conf.broker_url))}"
                 raise PartlyEnqueued(done, len(events), where) from None
             done += len(chunk)
             for event in chunk:
@@ -294,7 +297,7 @@ def rescue_journal(recorded: Callable[[list[str]], set[str]], grace: float) -> R
     return Rescue(forgotten, requeued, waiting)
 
 
-def use_broker(url: str, prefix: str = "") -> None:
+def use_broker(url: str, prefix: str = "", master_name: str | None = None) -> None:
     """Point this process's publisher at another broker, dropping pooled connections.
 
     For processes that learn their broker after import (tests that run their
@@ -306,7 +309,12 @@ def use_broker(url: str, prefix: str = "") -> None:
     # pool left there would be handed out again when the URL comes back.
     kombu.pools.reset()
     app.conf.broker_url = url
-    app.conf.broker_transport_options = {**TRANSPORT_OPTIONS, "global_keyprefix": prefix}
+    options: dict[str, Any] = {**TRANSPORT_OPTIONS, "global_keyprefix": prefix}
+    if master_name:
+        options["master_name"] = master_name
+    else:
+        options.pop("master_name", None)
+    app.conf.broker_transport_options = options
     # Celery resets its connection and producer pools this way after a fork.
     app._after_fork()
     drop_journal()

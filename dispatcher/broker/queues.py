@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
+import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -54,10 +56,20 @@ def queue_depth(client: Any, prefix: str, queue: str) -> int:
 
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+socket://")
+SENTINEL_SCHEME = "sentinel://"
 
 
-def redis_for_url(url: str) -> Any | None:
-    """A redis-py client for a Redis broker URL; None for any other broker."""
+def redis_for_url(url: str, master_name: str | None = None) -> Any | None:
+    """A redis-py client for the broker's Redis; None for a URL that is not Redis.
+
+    With a ``sentinel://`` URL (Celery's form: ``sentinel://h1:26379;sentinel://h2:26379``)
+    the client asks the sentinels for the current primary of ``master_name``
+    and follows it through a failover.
+    """
+    if url.startswith(SENTINEL_SCHEME):
+        if not master_name:
+            return None
+        return _sentinel_client(url, master_name)
     if not url.startswith(REDIS_SCHEMES):
         return None
 
@@ -71,8 +83,32 @@ def redis_for_url(url: str) -> Any | None:
     )
 
 
+def _sentinel_client(url: str, master_name: str) -> Any:
+    nodes: list[tuple[str, int]] = []
+    password: str | None = None
+    for part in url.split(";"):
+        parsed = urlsplit(part.strip())
+        nodes.append((parsed.hostname or "localhost", parsed.port or 26379))
+        password = password or parsed.password
+    sentinel = redis.sentinel.Sentinel(
+        nodes, socket_timeout=2, socket_connect_timeout=2, sentinel_kwargs={"socket_timeout": 2}
+    )
+    return sentinel.master_for(
+        master_name,
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        password=password,
+        retry=Retry(NoBackoff(), 1),
+    )
+
+
+def redis_for_settings(settings: Settings) -> Any | None:
+    """``redis_for_url`` for this installation's broker."""
+    return redis_for_url(settings.broker_url, settings.broker_sentinel_master)
+
+
 def redis_client(settings: Settings) -> Any:
-    client = redis_for_url(settings.broker_url)
+    client = redis_for_settings(settings)
     if client is None:
         raise BrokerUnavailable(
             f"queue depths need a Redis broker; DISPATCHER_BROKER_URL is "

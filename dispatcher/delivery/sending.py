@@ -7,7 +7,7 @@ key is refused when the process starts, with one line per problem.
 
 from __future__ import annotations
 
-from dispatcher.broker.queues import redis_for_url
+from dispatcher.broker.queues import redis_for_settings
 from dispatcher.delivery.orchestrator import MailSender
 from dispatcher.mail.dkim import DkimKeys
 from dispatcher.ops import metrics
@@ -51,7 +51,7 @@ def breaker_store(config: Settings) -> BreakerStore:
             3600.0, 2 * (config.relay_breaker_pause_seconds + 60 + 3 * config.smtp_timeout)
         ),
     )
-    client = redis_for_url(config.broker_url)
+    client = redis_for_settings(config)
     if client is None:
         return MemoryBreakerStore(policy)
     return RedisBreakerStore(client, config.broker_prefix, policy)

@@ -24,7 +24,7 @@ from prometheus_client import multiprocess, start_http_server
 from config_store.database import get_engine
 from config_store.repository import SettingsRepository
 from dispatcher.broker.app import app
-from dispatcher.broker.queues import redis_for_url
+from dispatcher.broker.queues import redis_for_settings
 from dispatcher.delivery.acceptance import AcceptanceMarks
 from dispatcher.delivery.limits import limits_from_settings
 from dispatcher.delivery.orchestrator import Dispatcher
@@ -70,7 +70,7 @@ def service() -> Dispatcher:
 
 
 def _marks(config: Settings) -> AcceptanceMarks | None:
-    client = redis_for_url(config.broker_url)
+    client = redis_for_settings(config)
     return AcceptanceMarks(client, config.broker_prefix) if client is not None else None
 
 
@@ -128,11 +128,12 @@ def _check_relays_and_keys(**_: Any) -> None:
 @worker_init.connect
 def _serve_metrics(**_: Any) -> None:
     """Serve this worker's /metrics (all its pool processes) on its own port."""
-    port = get_settings().worker_metrics_port
+    settings = get_settings()
+    port, host = settings.worker_metrics_port, settings.worker_metrics_host
     if port == 0 or not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return
     try:
-        start_http_server(port, registry=registry())
+        start_http_server(port, addr=host, registry=registry())
     except OSError as exc:
         log.warning(
             "worker metrics not served: port %s is taken (%s); set DISPATCHER_WORKER_METRICS_PORT",
@@ -140,7 +141,7 @@ def _serve_metrics(**_: Any) -> None:
             exc,
         )
     else:
-        log.info("worker metrics on http://0.0.0.0:%s/metrics", port)
+        log.info("worker metrics on http://%s:%s/metrics", host, port)
 
 
 @worker_process_shutdown.connect

@@ -20,7 +20,7 @@ from celery import bootsteps
 from kombu.exceptions import OperationalError
 
 from dispatcher.broker import publisher
-from dispatcher.broker.queues import SWEEP_LOCK, redis_for_url
+from dispatcher.broker.queues import SWEEP_LOCK, redis_for_settings
 from dispatcher.settings import get_settings
 
 log = logging.getLogger("dispatcher.worker")
@@ -41,7 +41,7 @@ class SweepClock(bootsteps.StartStopStep):  # type: ignore[misc]
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
 
     def start(self, worker: Any) -> None:
-        self.client = redis_for_url(get_settings().broker_url)
+        self.client = redis_for_settings(get_settings())
         if self.client is None:
             log.warning("the sweeper's clock needs a Redis broker; run celery beat instead")
             return

@@ -28,13 +28,21 @@ from pathlib import Path
 import pytest
 import redis
 
-from dispatcher.broker.publisher import publish, schedule
+from dispatcher.broker.publisher import publish, schedule, use_broker
 from dispatcher.delivery.views import DeliveryFilter
 from dispatcher.domain.kinds import EventType
 from dispatcher.domain.samples import sample_event
 from tests.conftest import require_redis
 from tests.integration.test_pipeline import service_for
-from tests.support.faultlib import FaultStack, Outcome, fault_stack, once_each, pool_children
+from tests.support.faultlib import (
+    FaultStack,
+    Outcome,
+    RedisServer,
+    SentinelServer,
+    fault_stack,
+    once_each,
+    pool_children,
+)
 from tests.support.harness import Receiver, Sink, wait_for
 from tests.support.malformed import HANDLED, corpus
 
@@ -447,6 +455,64 @@ def s19_all_relays_down(stack: FaultStack) -> str:
     return "both relays down: every e-mail waited (retrying), then went when the backup returned"
 
 
+def s20_redis_primary_fails_over_via_sentinel(stack: FaultStack) -> str:
+    primary = stack.redis
+    replica = RedisServer(
+        stack.directory / "replica", extra=("--replicaof", "127.0.0.1", str(primary.port))
+    ).start()
+    sentinel = SentinelServer(stack.directory / "sentinel", primary.port).start()
+    try:
+        wait_for(lambda: replica_in_sync(replica), 30, "the replica to sync with the primary")
+        prefix = stack.env["DISPATCHER_BROKER_PREFIX"]
+        env = {
+            "DISPATCHER_BROKER_URL": sentinel.url,
+            "DISPATCHER_BROKER_SENTINEL_MASTER": sentinel.master,
+            "DISPATCHER_COOLDOWN_LIMIT": "3",
+            **FAST_VISIBILITY,
+        }
+        use_broker(sentinel.url, prefix, sentinel.master)
+        stack.worker(env=env, beat=False)
+        refused = 0
+        for number in range(300):
+            if number == 100:
+                primary.kill()
+            address, _ = stack.try_publish(EventType.CUSTOMER_VALIDATED, tag="ha")
+            refused += address is None
+        wait_for(lambda: sentinel.settled() == replica.port, 30, "the failover to the replica")
+        # Cooldowns live in Redis too: after the failover they still hold.
+        address = f"cool-{uuid.uuid4().hex[:8]}@example.com"
+        for _ in range(5):
+            event = sample_event(EventType.PASSWORD_RESET)
+            event.update(event_id=f"f-{uuid.uuid4().hex}", customer_group="FAULT")
+            event["contact"] = {"email": address}
+            publish(event)
+        stack.settle(240)
+
+        def cooled() -> bool:
+            rows = stack.records.deliveries(DeliveryFilter(recipient=address, limit=10))
+            return Counter(r.status for r in rows) == {"sent": 3, "suppressed": 2}
+
+        wait_for(cooled, 60, "3 resets sent and 2 held back by the cooldown")
+    finally:
+        sentinel.stop()
+        replica.kill()
+    return (
+        f"Redis primary killed mid-burst; Sentinel promoted the replica; {refused} publishes "
+        "refused during the switch; cooldown held after it (3 sent, 2 suppressed)"
+    )
+
+
+def replica_in_sync(replica: RedisServer) -> bool:
+    client = redis.Redis(port=replica.port, socket_connect_timeout=0.5)
+    try:
+        info = client.info("replication")
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+    return info.get("master_link_status") == "up"
+
+
 SCENARIOS: list[tuple[str, Callable[[FaultStack], str]]] = [
     ("1 pool process SIGKILL mid-send", s01_pool_process_killed_mid_send),
     ("2 worker SIGKILL mid-burst", s02_worker_killed_mid_burst),
@@ -467,6 +533,7 @@ SCENARIOS: list[tuple[str, Callable[[FaultStack], str]]] = [
     ("17 worker SIGKILL mid-batch, no beat", s17_worker_killed_mid_batch_without_beat),
     ("18 relay down mid-burst", s18_relay_down_mid_burst),
     ("19 all relays down, then one back", s19_all_relays_down),
+    ("20 Redis primary fails over (Sentinel)", s20_redis_primary_fails_over_via_sentinel),
 ]
 
 

@@ -42,10 +42,14 @@ def offline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiServe
 def test_readiness_reports_the_broker_down_and_health_stays_up(
     offline: tuple[ApiServer, dict[str, str]],
 ) -> None:
-    server, _ = offline
+    server, tokens = offline
     with server.client() as client:
         assert client.get("/healthz").json() == {"status": "ok"}
-        ready = client.get("/readyz")
+        anonymous = client.get("/readyz")
+        ready = client.get("/readyz", headers={"Authorization": f"Bearer {tokens['read']}"})
+    # Anonymous callers learn only that it is down, not where the broker lives.
+    assert anonymous.status_code == 503
+    assert anonymous.json() == {"status": "unavailable", "database": None, "broker": None}
     assert ready.status_code == 503
     body = ready.json()
     assert body["database"] == "ok"

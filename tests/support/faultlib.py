@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import redis.sentinel
 from sqlalchemy import Engine
 
 from config_store.database import make_engine
@@ -56,6 +57,8 @@ class RedisServer:
     directory: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # Further options, e.g. ("--replicaof", "127.0.0.1", "6380") for a replica.
+    extra: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -81,6 +84,7 @@ class RedisServer:
                     "",
                     "--maxmemory-policy",
                     "noeviction",
+                    *self.extra,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -373,3 +377,64 @@ def pool_children(worker: Worker) -> list[int]:
         ["pgrep", "-P", str(worker.process.pid)], capture_output=True, text=True, check=False
     ).stdout.split()
     return [int(pid) for pid in found]
+
+
+@dataclass
+class SentinelServer:
+    """One Redis Sentinel (``redis-server --sentinel``) watching a primary as "fault"."""
+
+    directory: Path
+    primary_port: int
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    master: str = "fault"
+
+    @property
+    def url(self) -> str:
+        return f"sentinel://127.0.0.1:{self.port}"
+
+    def start(self) -> SentinelServer:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        config = self.directory / "sentinel.conf"
+        config.write_text(
+            f"port {self.port}\n"
+            "bind 127.0.0.1\n"
+            f"dir {self.directory}\n"
+            f"sentinel monitor {self.master} 127.0.0.1 {self.primary_port} 1\n"
+            f"sentinel down-after-milliseconds {self.master} 1000\n"
+            f"sentinel failover-timeout {self.master} 5000\n"
+            f"sentinel parallel-syncs {self.master} 1\n",
+            "utf-8",
+        )
+        with (self.directory / "sentinel.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                ["redis-server", str(config), "--sentinel"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_for(self.primary, 20, "the sentinel to know the primary")
+        return self
+
+    def primary(self) -> int | None:
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        try:
+            found = client.execute_command("SENTINEL", "get-master-addr-by-name", self.master)
+        except redis.RedisError:
+            return None
+        finally:
+            client.close()
+        return int(found[1]) if found else None
+
+    def settled(self) -> int | None:
+        """The primary's port once a failover has ended (what clients are told), else None."""
+        sentinel = redis.sentinel.Sentinel([("127.0.0.1", self.port)], socket_timeout=0.5)
+        try:
+            return int(sentinel.discover_master(self.master)[1])
+        except redis.RedisError:
+            return None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)

@@ -117,16 +117,25 @@ def test_a_publish_token_cannot_change_settings(api: Api) -> None:
     assert api.get("/v1/groups/RETAIL").json()["current_version"] is None
 
 
-def test_health_and_readiness_need_no_token(api: Api) -> None:
+def test_health_and_readiness_need_no_token_and_tell_anonymous_callers_only_up_or_down(
+    api: Api,
+) -> None:
     assert api.client.get("/healthz").json() == {"status": "ok"}
     ready = api.client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert ready.json() == {"status": "ok", "database": None, "broker": None}
+    assert api.get("/readyz", "read").json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    for header in ("Bearer not-a-token", "Basic eDp5"):
+        body = api.client.get("/readyz", headers={"Authorization": header}).json()
+        assert body == {"status": "ok", "database": None, "broker": None}
 
 
-def test_readiness_names_what_is_down(api: Api) -> None:
+def test_readiness_names_what_is_down_to_a_reader_only(api: Api) -> None:
     api.pipeline.broker_down = True
-    response = api.client.get("/readyz")
+    anonymous = api.client.get("/readyz")
+    assert anonymous.status_code == 503
+    assert anonymous.json() == {"status": "unavailable", "database": None, "broker": None}
+    response = api.get("/readyz", "read")
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"

@@ -5,10 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from dispatcher.admin.access import READ
 from dispatcher.admin.status import readiness
 from dispatcher.api import schemas
+from dispatcher.api.auth import SESSION_COOKIE, AuthProblem
 from dispatcher.api.routes.common import AnyToken, Reader, problems
-from dispatcher.api.runtime import runtime_of
+from dispatcher.api.runtime import requires, runtime_of
 from dispatcher.errors import DispatcherError
 from dispatcher.ops.metrics import exposition
 
@@ -28,26 +30,37 @@ def healthz() -> schemas.Health:
     responses={503: {"model": schemas.Readiness, "description": "Something is unreachable."}},
 )
 def readyz(request: Request, response: Response) -> schemas.Readiness:
-    """Whether the database (with this version's schema) and the broker answer (no token)."""
+    """Whether the database (with this version's schema) and the broker answer.
+
+    No token needed for "ok" or "unavailable"; what is wrong (which may name
+    hosts) only for a caller with a read token.
+    """
     runtime = runtime_of(request)
     try:
         engine = runtime.engine()
     except DispatcherError as exc:
-        state = schemas.Readiness(
-            status="unavailable",
-            database=str(exc),
-            broker=runtime.pipeline.broker_problem() or "ok",
-        )
+        database, broker = str(exc), runtime.pipeline.broker_problem() or "ok"
+    else:
+        result = readiness(engine, runtime.pipeline)
+        database, broker = result.database, result.broker
+    ready = database == "ok" and broker == "ok"
+    if not ready:
         response.status_code = 503
-        return state
-    result = readiness(engine, runtime.pipeline)
-    if not result.ready:
-        response.status_code = 503
-    return schemas.Readiness(
-        status="ok" if result.ready else "unavailable",
-        database=result.database,
-        broker=result.broker,
-    )
+    status = "ok" if ready else "unavailable"
+    if not _may_read(request):
+        return schemas.Readiness(status=status)
+    return schemas.Readiness(status=status, database=database, broker=broker)
+
+
+def _may_read(request: Request) -> bool:
+    """Whether the caller sent a token (or a session) with the read scope; never raises."""
+    if "authorization" not in request.headers and SESSION_COOKIE not in request.cookies:
+        return False
+    try:
+        requires(READ)(request, None, None)
+    except (AuthProblem, DispatcherError):
+        return False
+    return True
 
 
 @router.get(
