@@ -4,11 +4,19 @@ Syntax is checked by ``email-validator`` without DNS look-ups. Internationalised
 domains are accepted and sent in their ASCII (IDNA) form. Non-ASCII characters
 before the @ need SMTPUTF8 end to end, which most relays in front of billing
 systems do not offer, so they are refused with a clear message.
+
+Display names may hold any Unicode letters without quotes, as people type them
+(``Großhandel Portal <noreply@example.com>``): RFC 6532 counts every non-ASCII
+character as ``atext``, and the name is encoded for the header anyway (RFC 2047,
+``dispatcher.mail.headers``). ASCII specials (``.``, ``,``, ``@``, ...) still need
+the quotes RFC 5322 asks for; control, format and bidirectional characters are
+refused quoted or not.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from email.headerregistry import Address
 
@@ -59,7 +67,7 @@ def parse_mailbox(value: str, *, allow_display_name: bool = False) -> Mailbox:
         )
     try:
         checked = validate_email(
-            value,
+            _quote_unicode_display_name(value) if allow_display_name else value,
             check_deliverability=False,
             allow_display_name=allow_display_name,
             allow_smtputf8=False,
@@ -83,8 +91,41 @@ def parse_mailbox(value: str, *, allow_display_name: bool = False) -> Mailbox:
     return Mailbox(address=checked.ascii_email or checked.normalized, display_name=name)
 
 
+# RFC 5322 atext and the space: what an unquoted display name may hold in ASCII.
+_ASCII_ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]")
+
+
+def _quote_unicode_display_name(value: str) -> str:
+    """``Name <addr>`` with a non-ASCII unquoted name as ``"Name" <addr>``.
+
+    email-validator allows only ASCII atext in an unquoted name; RFC 6532
+    extends atext with every non-ASCII character. Quoting such a name hands
+    it to email-validator in the form it checks fully (unsafe characters,
+    a combining mark at the start). Anything else is left as it is.
+    """
+    if value.startswith('"'):
+        return value
+    name, bracket, rest = value.partition("<")
+    if not bracket or "@" in name or '"' in name or name.isascii():
+        return value
+    name = name.rstrip()
+    specials = sorted({char for char in name if char.isascii() and not _ASCII_ATEXT.match(char)})
+    if specials:
+        shown = ", ".join(repr(char) for char in specials)
+        raise AddressProblem(
+            _explain(f"The display name contains invalid characters when not quoted: {shown}", True)
+        )
+    return f'"{name}" <{rest}'
+
+
 def _explain(message: str, allow_display_name: bool) -> str:
     message = message.rstrip(".")
+    if "invalid characters when not quoted: " in message:
+        shown = message.rpartition(": ")[2]
+        return (
+            f"display name contains {shown}, which needs quotes around the name; "
+            'write it as "Müller, Hans" <name@example.com>'
+        )
     if message.startswith("Internationalized characters before the @-sign"):
         return (
             "has non-ASCII characters before the @, which needs SMTPUTF8; "

@@ -14,11 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.charset import QP, Charset
-from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 from importlib import resources
 from typing import Any
 
@@ -26,8 +25,10 @@ from markupsafe import Markup, escape
 
 from dispatcher.domain.addresses import Mailbox
 from dispatcher.domain.texts import ResolvedText
-from dispatcher.domain.textsafety import first_forbidden, looks_encoded
+from dispatcher.domain.textsafety import first_forbidden
 from dispatcher.errors import TemplateProblem
+from dispatcher.mail import headers
+from dispatcher.mail.headers import Folded
 from dispatcher.mail.templating import HTML_ENV, compile_text, render
 
 MAX_SUBJECT_CHARS = 255
@@ -116,7 +117,8 @@ def message_id_for(event_id: str, kind: str, recipient: str, domain: str) -> str
 
 # Quoted-printable keeps German text readable in the raw message, and the
 # classic (compat32) MIME classes build a message several times faster than
-# the EmailMessage API, whose header registry parses every value again.
+# the EmailMessage API, whose header registry parses every value again. The
+# headers that carry people's text are folded by dispatcher.mail.headers.
 _UTF8 = Charset("utf-8")
 _UTF8.header_encoding = QP
 _UTF8.body_encoding = QP
@@ -141,25 +143,11 @@ def _part_safe(name: str, value: str) -> str:
     return value
 
 
-def _encoded(value: str) -> Header | str:
-    """``value`` as a header value that a mail program shows as it is.
-
-    Non-ASCII text is encoded (RFC 2047), and so is ASCII text that holds
-    something a reader would take for an encoded-word ("=?utf-8?q?...?="):
-    encoded once more, it is decoded back to the literal text, never to what
-    it spells (line breaks, other headers, a different name).
-    """
-    return value if value.isascii() and not looks_encoded(value) else Header(value, _UTF8)
-
-
-def _address(mailbox: Mailbox) -> str:
+def _address(header: str, mailbox: Mailbox) -> Folded:
     name = mailbox.display_name or ""
     if name:
         _header_safe("display name", name)
-        if name.isascii() and looks_encoded(name):
-            # formataddr would write it as it is; the reader would decode it.
-            return f"{_UTF8.header_encode(name)} <{mailbox.address}>"
-    return formataddr((name, mailbox.address), charset=_UTF8)
+    return headers.mailbox(header, name, _header_safe(header, mailbox.address))
 
 
 def build_message(
@@ -175,11 +163,13 @@ def build_message(
     character or a lone surrogate that validation did not stop).
     """
     message = MIMEMultipart("alternative")
-    message["From"] = _header_safe("From", _address(sender))
-    message["To"] = _header_safe("To", _address(recipient))
+    # Folded values are written as they are (dispatcher.mail.headers: every
+    # encoded-word within 75 characters, every line within 78); the stub
+    # wants str.
+    message["From"] = _address("From", sender)  # type: ignore[assignment]
+    message["To"] = _address("To", recipient)  # type: ignore[assignment]
     subject = _header_safe("Subject", email.subject)
-    # A Header object is what compat32 folds and encodes; the stub wants str.
-    message["Subject"] = _encoded(subject)  # type: ignore[assignment]
+    message["Subject"] = headers.unstructured("Subject", subject)  # type: ignore[assignment]
     message["Date"] = format_datetime(date)
     message["Message-ID"] = _header_safe("Message-ID", message_id)
     message["Content-Language"] = _header_safe("Content-Language", email.locale)

@@ -41,6 +41,7 @@ from dispatcher.mail.render import RenderedEmail, RenderFailed, build_message, r
 from dispatcher.mail.templating import render_text
 from tests.support.api_support import Api
 from tests.support.documents import full
+from tests.support.mailheaders import limit_problems, mailbox_of
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 SENDER = Mailbox("portal@example.com", "Kundenportal")
@@ -411,8 +412,10 @@ def test_encoded_words_in_names_and_subjects_reach_the_reader_literally(value: s
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["Subject"] == f"Ihr Zugang: {value}"
     [to] = parsed["To"].addresses
-    assert to.display_name == value
+    # Decoded as RFC 2047 says (a long name spans several encoded-words).
+    assert mailbox_of(raw, "To") == (value, "a@example.com")
     assert to.addr_spec == "a@example.com"
+    assert limit_problems(raw) == []
     assert parsed["Reply-To"] is None
     assert parsed["Bcc"] is None
     # Every header is one line, and no header carries the value unencoded.
