@@ -15,9 +15,11 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from babel import Locale, UnknownLocaleError
+from babel import dates as babel_dates
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes, pass_context
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
 from jinja2.filters import FILTERS as DEFAULT_FILTERS
@@ -139,21 +141,47 @@ def _bounded_range(*args: int) -> range:
     return result
 
 
+# German as it always was (the built-in German texts read so); every other
+# language by Babel, in the CLDR medium date and short time of the locale.
+_GERMAN_DATE = "dd.MM.yyyy"
+_GERMAN_DATETIME = "dd.MM.yyyy, HH:mm 'Uhr'"
+
+
+@functools.lru_cache(maxsize=256)
+def _babel_locale(tag: str) -> Locale:
+    """The Babel locale of a BCP 47 tag, or of its language, else English."""
+    parts = tag.replace("_", "-").split("-")
+    for end in range(len(parts), 0, -1):
+        try:
+            return Locale.parse("_".join(parts[:end]))
+        except (UnknownLocaleError, ValueError):
+            continue
+    return Locale.parse("en")
+
+
 def _format_datetime(value: Any, style: str = "long") -> str:
-    """Format an RFC 3339 timestamp for the language of the e-mail."""
+    """Format an RFC 3339 timestamp for the language of the e-mail.
+
+    The time is shown as the timestamp gives it, with its offset from UTC;
+    it is never converted to the server's time zone.
+    """
     if value is None:
         return ""
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
     offset = moment.strftime("%z")
     zone = "UTC" if offset in {"+0000", ""} else f"UTC{offset[:3]}:{offset[3:]}"
-    if _LOCALE.get().split("-")[0] == "de":
-        text = (
-            moment.strftime("%d.%m.%Y")
-            if style == "date"
-            else moment.strftime("%d.%m.%Y, %H:%M Uhr")
-        )
+    locale = _babel_locale(_LOCALE.get())
+    if locale.language == "de":
+        pattern = _GERMAN_DATE if style == "date" else _GERMAN_DATETIME
+        text = babel_dates.format_datetime(moment, pattern, tzinfo=moment.tzinfo, locale=locale)
+    elif style == "date":
+        text = babel_dates.format_date(moment, "medium", locale=locale)
     else:
-        text = moment.strftime("%Y-%m-%d") if style == "date" else moment.strftime("%Y-%m-%d %H:%M")
+        date = babel_dates.format_date(moment, "medium", locale=locale)
+        time_ = babel_dates.format_time(moment, "short", tzinfo=moment.tzinfo, locale=locale)
+        text = str(locale.datetime_formats["medium"]).replace("{1}", date).replace("{0}", time_)
     return text if style == "date" else f"{text} ({zone})"
 
 

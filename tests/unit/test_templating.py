@@ -131,5 +131,19 @@ def test_ordinary_templates_render() -> None:
 
 def test_datetime_follows_the_language() -> None:
     value = "{{ '2026-11-27T10:00:00Z'|datetime }} / {{ '2026-11-27T10:00:00Z'|datetime('date') }}"
-    assert render_text(value, CONTEXT, locale="en") == "2026-11-27 10:00 (UTC) / 2026-11-27"
     assert render_text(value, CONTEXT, locale="de-AT") == "27.11.2026, 10:00 Uhr (UTC) / 27.11.2026"
+    # Other languages by Babel (CLDR): medium date, short time, the offset as given.
+    assert render_text(value, CONTEXT, locale="en") == (
+        "Nov 27, 2026, 10:00\u202fAM (UTC) / Nov 27, 2026"
+    )
+    assert render_text(value, CONTEXT, locale="en-GB") == "27 Nov 2026, 10:00 (UTC) / 27 Nov 2026"
+    assert render_text(value, CONTEXT, locale="fr-CH") == (
+        "27 nov. 2026, 10:00 (UTC) / 27 nov. 2026"
+    )
+    # An unknown locale falls back to its language, then to English.
+    assert render_text(value, CONTEXT, locale="it-XX") == "27 nov 2026, 10:00 (UTC) / 27 nov 2026"
+    assert render_text(value, CONTEXT, locale="tlh") == render_text(value, CONTEXT, locale="en")
+    # The time is never converted: a timestamp with an offset shows that offset.
+    offset = "{{ '2026-11-27T23:30:00-05:00'|datetime }}"
+    assert render_text(offset, CONTEXT, locale="en-GB") == "27 Nov 2026, 23:30 (UTC-05:00)"
+    assert render_text(offset, CONTEXT, locale="de") == "27.11.2026, 23:30 Uhr (UTC-05:00)"
