@@ -8,12 +8,16 @@ translations. The web UI builds its form from this description.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from config_store.document import CHECKBOXES
-from dispatcher.domain.kinds import KIND_BY_SECTION, KINDS, SECTIONS
-from dispatcher.domain.statuses import STATUSES
+from dispatcher.admin.relays import BREAKER_NAMES
+from dispatcher.domain.events import Variable, template_variables
+from dispatcher.domain.kinds import KIND_BY_NAME, KIND_BY_SECTION, KINDS, SECTIONS, EventType
+from dispatcher.domain.statuses import STATUSES, DeliveryStatus, WebhookStatus
+from dispatcher.domain.texts import BUILTIN_LOCALES, builtin_texts
 
 _PORTAL = '"Fakturierungs- und Debitorenportal"'
 
@@ -199,14 +203,253 @@ assert all(
 )
 
 
+# Names, not prose: identifiers the record and the API use, shown to
+# administrators in their language -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Label:
+    name: str
+    label_de: str
+    label_en: str
+    hint_de: str = ""
+    hint_en: str = ""
+
+
+STATUS_LABELS: tuple[Label, ...] = (
+    Label(
+        DeliveryStatus.QUEUED,
+        "Wartet",
+        "Queued",
+        "Eingereiht, noch nicht gesendet.",
+        "Queued, not sent yet.",
+    ),
+    Label(DeliveryStatus.SENDING, "Wird gesendet", "Sending", "Ein Versand läuft.", "Being sent."),
+    Label(
+        DeliveryStatus.SENT,
+        "Gesendet",
+        "Sent",
+        "Vom Relais angenommen; ein Bounce kann noch folgen.",
+        "Taken by the relay; a bounce may still follow.",
+    ),
+    Label(
+        DeliveryStatus.RETRYING,
+        "Neuer Versuch geplant",
+        "Retrying",
+        "Vorübergehend gescheitert; wird erneut versucht.",
+        "Failed for now; will be tried again.",
+    ),
+    Label(
+        DeliveryStatus.UNKNOWN,
+        "Ungewiss",
+        "Uncertain",
+        "Übergeben, aber die Antwort ging verloren: kann angekommen sein.",
+        "Handed over, but the reply was lost: it may have arrived.",
+    ),
+    Label(
+        DeliveryStatus.DEAD,
+        "Gescheitert",
+        "Failed",
+        "Endgültig gescheitert; kann erneut gesendet werden.",
+        "Failed for good; can be sent again.",
+    ),
+    Label(
+        DeliveryStatus.SUPPRESSED,
+        "Gesperrt",
+        "Suppressed",
+        "Nicht gesendet: die Adresse steht auf der Sperrliste.",
+        "Not sent: the address is on the suppression list.",
+    ),
+    Label(
+        DeliveryStatus.BOUNCED,
+        "Unzustellbar (Bounce)",
+        "Bounced",
+        "Vom Relais angenommen, dann vom Server des Empfängers abgewiesen.",
+        "Taken by the relay, then refused by the recipient's server.",
+    ),
+)
+EVENT_TYPE_LABELS: tuple[Label, ...] = (
+    Label(EventType.ACCESS_REQUESTED, "Zugriffsanforderung", "Access requested"),
+    Label(EventType.CUSTOMER_VALIDATED, "Kunde validiert", "Customer validated"),
+    Label(EventType.MAIN_CONTACT_CHANGED, "Hauptkontakt geändert", "Main contact changed"),
+    Label(EventType.USERNAME_FORGOTTEN, "Benutzername vergessen", "User name forgotten"),
+    Label(EventType.PASSWORD_RESET, "Passwort zurücksetzen", "Password reset"),
+)
+WEBHOOK_STATE_LABELS: tuple[Label, ...] = (
+    Label(WebhookStatus.PENDING, "ausstehend", "pending"),
+    Label(WebhookStatus.DELIVERED, "zugestellt", "delivered"),
+    Label(WebhookStatus.FAILED, "aufgegeben", "given up"),
+)
+BREAKER_LABELS: tuple[Label, ...] = (
+    Label("closed", "In Betrieb", "In use", "Wird normal verwendet.", "Used as normal."),
+    Label(
+        "half-open",
+        "Wird geprüft",
+        "Being probed",
+        "Nach einer Pause prüft eine Probe, ob das Relais wieder antwortet.",
+        "After a pause, one probe checks whether the relay answers again.",
+    ),
+    Label(
+        "open",
+        "Gestört, wird übersprungen",
+        "Failing, skipped",
+        "Nach mehreren Fehlern in Folge übersprungen; E-Mails nehmen das nächste Relais.",
+        "Skipped after several failures in a row; e-mails take the next relay.",
+    ),
+)
+SECURITY_LABELS: tuple[Label, ...] = (
+    Label("none", "Unverschlüsselt", "Unencrypted"),
+    Label("starttls", "STARTTLS", "STARTTLS"),
+    Label("tls", "TLS", "TLS"),
+)
+
+assert [label.name for label in STATUS_LABELS] == list(STATUSES)
+assert {label.name for label in EVENT_TYPE_LABELS} == set(EventType)
+assert {label.name for label in WEBHOOK_STATE_LABELS} == set(WebhookStatus)
+assert {label.name for label in BREAKER_LABELS} == set(BREAKER_NAMES.values())
+
+
+# Template variables ------------------------------------------------------------
+
+# Parts of a record (contact, customer, ...), then their fields.
+_RECORDS = {
+    "recipient": ("Empfänger", "Recipient"),
+    "contact": ("Kontakt", "Contact"),
+    "new_contact": ("Neuer Hauptkontakt", "New main contact"),
+    "old_contact": ("Bisheriger Hauptkontakt", "Former main contact"),
+    "requested_by": ("Angefordert von", "Requested by"),
+    "customer": ("Kunde", "Customer"),
+    "group": ("Kundengruppe", "Customer group"),
+}
+_PARTS = {
+    "email": ("E-Mail-Adresse", "e-mail address"),
+    "name": ("Name", "name"),
+    "locale": ("Sprache", "language"),
+    "id": ("Kundennummer", "customer number"),
+    "code": ("Code", "code"),
+}
+_PLAIN = {
+    "event_id": ("Ereignis-ID", "Event ID"),
+    "occurred_at": ("Zeitpunkt des Ereignisses", "When the event happened"),
+    "self_initiated": (
+        "Vom Kunden selbst initiiert (ja/nein)",
+        "Requested by the customer themselves (yes/no)",
+    ),
+    "portal_url": ("Adresse des Portals", "The portal's address"),
+    "reset_url": ("Link zum Zurücksetzen des Passworts", "Password reset link"),
+    "expires_at": ("Link gültig bis", "Link valid until"),
+    "username": ("Benutzername", "User name"),
+}
+# Names the event carries that an e-mail has no use for: ``type`` is fixed by
+# the e-mail kind and ``customer_group`` is ``group.code``.
+_HIDDEN_VARIABLES = frozenset({"type", "customer_group"})
+_TIMESTAMPS = frozenset({"occurred_at", "expires_at"})
+_FLAGS = frozenset({"self_initiated"})
+# The person addressed first, the event's own data next, bookkeeping last.
+_FIRST = ("recipient",)
+_LAST = ("group", "event_id", "occurred_at")
+
+
+@dataclass(frozen=True)
+class VariableSpec:
+    name: str  # dotted path, e.g. contact.name
+    label_de: str
+    label_en: str
+    optional: bool  # may be empty: the inserted text copes with that
+    insert: str  # what a click inserts into the subject or body
+
+
+def _snippet(path: list[str], optional: list[bool]) -> str:
+    dotted = ".".join(path)
+    if path[-1] in _FLAGS:
+        return f"{{% if {dotted} %}}{{% endif %}}"
+    if path[-1] in _TIMESTAMPS:
+        # The filter writes the date in the e-mail's language; empty stays empty.
+        return f"{{{{ {dotted}|datetime }}}}"
+    guards = [".".join(path[: i + 1]) for i, flag in enumerate(optional) if flag]
+    if not guards:
+        return f"{{{{ {dotted} }}}}"
+    if guards == [dotted]:
+        return f'{{{{ {dotted} or "" }}}}'
+    return f'{{{{ {dotted} if {" and ".join(guards)} else "" }}}}'
+
+
+def _variable_label(path: list[str]) -> tuple[str, str]:
+    if len(path) == 1:
+        return _PLAIN[path[0]]
+    record_de, record_en = _RECORDS[path[0]]
+    part_de, part_en = _PARTS[path[1]]
+    return f"{record_de}: {part_de}", f"{record_en}: {part_en}"
+
+
+def _walk(
+    variables: Mapping[str, Variable], path: list[str], optional: list[bool]
+) -> Iterator[VariableSpec]:
+    for name, variable in variables.items():
+        here, flags = [*path, name], [*optional, variable.optional]
+        if variable.fields:
+            yield from _walk(variable.fields, here, flags)
+            continue
+        label_de, label_en = _variable_label(here)
+        yield VariableSpec(".".join(here), label_de, label_en, any(flags), _snippet(here, flags))
+
+
+def _order(spec: VariableSpec) -> int:
+    top = spec.name.split(".")[0]
+    if top in _FIRST:
+        return 0
+    return 2 + _LAST.index(top) if top in _LAST else 1
+
+
+def variables_for(kind_name: str) -> tuple[VariableSpec, ...]:
+    """The variables an e-mail kind's subject and body may use, most useful first."""
+    kind = KIND_BY_NAME[kind_name]
+    offered = {
+        name: variable
+        for name, variable in template_variables(kind.event_type).items()
+        if name not in _HIDDEN_VARIABLES
+    }
+    return tuple(sorted(_walk(offered, [], []), key=_order))
+
+
+def builtin_defaults() -> dict[str, dict[str, dict[str, str]]]:
+    """The built-in subject and body of every section, per built-in language."""
+    texts = builtin_texts()
+    return {
+        locale: {
+            section: dict(zip(("subject", "body"), texts[locale][kind.name], strict=True))
+            for section, kind in KIND_BY_SECTION.items()
+        }
+        for locale in BUILTIN_LOCALES
+    }
+
+
+def _labels(labels: tuple[Label, ...]) -> list[dict[str, str]]:
+    return [{**asdict(label), "name": str(label.name)} for label in labels]
+
+
 def form_description() -> dict[str, Any]:
     """Everything the web UI needs to build its forms, as plain JSON data."""
     return {
-        "sections": [asdict(section) for section in SECTIONS_SPEC],
+        "sections": [
+            {
+                **asdict(section),
+                "variables": [
+                    asdict(v)
+                    for v in (variables_for(section.kind) if section.key in KIND_BY_SECTION else ())
+                ],
+            }
+            for section in SECTIONS_SPEC
+        ],
         "kinds": [
             {"name": k.name, "section": k.section, "label_de": k.label_de, "label_en": k.label_en}
             for k in KINDS
         ],
-        "statuses": list(STATUSES),
-        "locales": ["de", "en"],
+        "statuses": _labels(STATUS_LABELS),
+        "event_types": _labels(EVENT_TYPE_LABELS),
+        "webhook_states": _labels(WEBHOOK_STATE_LABELS),
+        "breaker_states": _labels(BREAKER_LABELS),
+        "security": _labels(SECURITY_LABELS),
+        "builtin": builtin_defaults(),
+        "locales": list(BUILTIN_LOCALES),
     }

@@ -9,7 +9,16 @@
   const TEXT_SECTIONS = FORM.sections.filter((s) => s.key !== "internal_addresses");
   const SECTION = Object.fromEntries(FORM.sections.map((s) => [s.key, s]));
   const KIND = Object.fromEntries(FORM.kinds.map((k) => [k.name, k]));
+  const NAMES = {
+    status: Object.fromEntries(FORM.statuses.map((x) => [x.name, x])),
+    eventType: Object.fromEntries(FORM.event_types.map((x) => [x.name, x])),
+    webhook: Object.fromEntries(FORM.webhook_states.map((x) => [x.name, x])),
+    breaker: Object.fromEntries(FORM.breaker_states.map((x) => [x.name, x])),
+    security: Object.fromEntries(FORM.security.map((x) => [x.name, x])),
+  };
   const PAGE_SIZE = 50;
+  // A delivery may be sent again once nothing moves on from its status.
+  const FINAL_STATUSES = new Set(["sent", "dead", "suppressed", "bounced"]);
   const PREVIEW_DELAY_MS = 350;
 
   const TEXT = {
@@ -144,6 +153,124 @@
       "mailbox.html.note": "Abgeschirmt angezeigt: Skripte, Formulare und externe Inhalte der E-Mail bleiben aus.",
       "mailbox.text": "Textfassung",
       "mailbox.nopart": "Diese E-Mail hat keine solche Fassung.",
+      "nav.suppressions": "Sperrliste",
+      "nav.label": "Hauptmenü",
+      "nav.menu": "Menü",
+      "tabs.label": "Bereiche der Kundengruppe",
+      skip: "Zum Inhalt springen",
+      "nav.relays": "Relais",
+      "confirm.cancel": "Abbrechen",
+      "unsaved.status": "Ungespeicherte Änderungen",
+      "unsaved.title": "Ungespeicherte Änderungen verwerfen?",
+      "unsaved.text":
+        "Die Portal-E-Mails von {code} haben Änderungen, die noch nicht gespeichert sind. Wenn Sie die Seite verlassen, gehen sie verloren.",
+      "unsaved.leave": "Verwerfen und verlassen",
+      "unsaved.stay": "Auf der Seite bleiben",
+      "unsaved.replace.title": "Ungespeicherte Änderungen ersetzen?",
+      "unsaved.replace.text":
+        "Die Portal-E-Mails von {code} haben Änderungen, die noch nicht gespeichert sind. Diese Aktion ersetzt sie.",
+      "unsaved.replace": "Änderungen verwerfen und fortfahren",
+      "text.builtin": "Standardtext übernehmen",
+      "text.builtin.hint": "Leer gelassen gilt der grau angezeigte Standardtext.",
+      "vars.title": "Variablen dieser E-Mail",
+      "vars.hint": "Ein Klick fügt die Variable an der Cursorposition in Betreff oder Inhalt ein.",
+      "vars.optional": "kann leer sein",
+      "preview.placeholder":
+        "Eine Adresse unter „Interne E-Mail-Adressen“ ist noch ungültig; die Vorschau zeigt dafür eine Platzhalteradresse.",
+      "source.group": "Gruppe",
+      "source.translation": "Übersetzung der Gruppe ({lang})",
+      "source.builtin": "Standardtext ({lang})",
+      "path.title": "Versandweg",
+      "path.domain": "Absenderdomain",
+      "path.relays": "Relais (in Ausfallreihenfolge)",
+      "path.dkim": "DKIM-Signatur",
+      "path.dkim.signed": "signiert (Selektor {selector})",
+      "path.dkim.unsigned": "nicht signiert: für {domain} ist kein Schlüssel hinterlegt",
+      "path.none": "Wird mit den ersten gespeicherten Einstellungen (Absender) bestimmt.",
+      "path.all": "Alle Relais",
+      "path.suppressed":
+        "Achtung: {address}, das Postfach für Zugriffsanforderungen dieser Gruppe, steht auf der Sperrliste. Zugriffsanforderungen erreichen das Team nicht.",
+      "path.suppressed.link": "Zur Sperrliste",
+      "deliveries.actions": "Aktionen",
+      "deliveries.details": "Details",
+      "deliveries.details.of": "Details zu Zustellung Nr. {id}",
+      "deliveries.resend": "Erneut senden",
+      "deliveries.resendOf": "erneut von Nr. {id}",
+      "deliveries.via": "über {relay}",
+      "deliveries.relay": "Relais",
+      "deliveries.bounce": "Bounce {status}",
+      "deliveries.bouncedAt": "Bounce erhalten",
+      "deliveries.bounceStatus": "Bounce-Status",
+      "deliveries.bounceText": "Meldung des Empfängerservers",
+      "deliveries.feedback": "Rückmeldung",
+      "deliveries.webhooks": "Webhooks",
+      "deliveries.webhooks.none": "keine",
+      "deliveries.message": "Message-ID",
+      "deliveries.created": "Angelegt",
+      "deliveries.sentAt": "Gesendet am",
+      "deliveries.version": "Einstellungsversion",
+      "deliveries.uncertain": "Ungewiss: kann angekommen sein",
+      "deliveries.forced": "trotz Sperrliste gesendet",
+      "deliveries.name": "Name des Empfängers",
+      "resend.title": "E-Mail erneut senden?",
+      "resend.text":
+        "Die E-Mail „{kind}“ von Zustellung Nr. {id} geht noch einmal an {recipient}, als neue Zustellung mit den aktuellen Einstellungen der Gruppe.",
+      "resend.done": "Als Zustellung Nr. {id} eingereiht.",
+      "resend.suppressed.title": "Die Adresse steht auf der Sperrliste",
+      "resend.suppressed.text":
+        "{recipient} steht auf der Sperrliste, meist weil eine E-Mail dorthin unzustellbar war. Wenn die Adresse nicht mehr existiert, schadet ein weiterer Versand dem Ruf des Absenders. Ist sie wieder gültig, nehmen Sie sie besser zuerst von der Sperrliste.",
+      "resend.force": "Trotzdem senden",
+      "resend.server": "Antwort des Servers:",
+      "supp.title": "Sperrliste",
+      "supp.intro":
+        "An diese Adressen wird nichts gesendet. Harte Bounces tragen Adressen selbst ein; hier fügen Sie Adressen von Hand hinzu oder nehmen sie wieder heraus.",
+      "supp.search": "Suchen (Adresse oder Grund)",
+      "supp.searchButton": "Suchen",
+      "supp.address": "Adresse",
+      "supp.reason": "Grund",
+      "supp.since": "Seit",
+      "supp.source": "Herkunft",
+      "supp.source.delivery": "Bounce von Zustellung Nr. {id}",
+      "supp.source.manual": "eingetragen von {actor}",
+      "supp.empty": "Die Sperrliste ist leer.",
+      "supp.nomatch": "Keine Einträge zu dieser Suche.",
+      "supp.count": "{n} Einträge",
+      "supp.internal": "Internes Postfach für Zugriffsanforderungen: {groups}",
+      "supp.internal.warning":
+        "Achtung: {n} gesperrte Adresse(n) sind Postfächer für Zugriffsanforderungen. Für die betroffenen Gruppen erhält das Team keine Zugriffsanforderungen mehr.",
+      "supp.add": "Adresse sperren",
+      "supp.add.submit": "Zur Sperrliste hinzufügen",
+      "supp.add.title": "Adresse sperren?",
+      "supp.add.text": "An {address} wird nichts mehr gesendet, bis die Adresse wieder entfernt wird. Grund: {reason}",
+      "supp.add.confirm": "Sperren",
+      "supp.added": "{address} steht jetzt auf der Sperrliste.",
+      "supp.remove": "Entfernen",
+      "supp.remove.label": "{address} von der Sperrliste nehmen",
+      "supp.remove.title": "Adresse von der Sperrliste nehmen?",
+      "supp.remove.text": "An {address} wird wieder gesendet. Tun Sie das nur, wenn die Adresse wieder E-Mails annimmt.",
+      "supp.remove.confirm": "Von der Sperrliste nehmen",
+      "supp.removed": "{address} wurde von der Sperrliste genommen.",
+      "relays.title": "Relais",
+      "relays.intro":
+        "Über diese Relais verlassen die E-Mails das System. Routen wählen sie nach Absenderdomain oder Kundengruppe, in Ausfallreihenfolge.",
+      "relays.single": "Keine Relais-Datei eingerichtet: ein Relais aus DISPATCHER_SMTP_* sendet alle E-Mails.",
+      "relays.name": "Name",
+      "relays.address": "Adresse",
+      "relays.security": "Verschlüsselung",
+      "relays.auth": "Anmeldung",
+      "relays.state": "Zustand",
+      "relays.result": "Ergebnis",
+      "relays.check": "Verbindung testen",
+      "relays.check.label": "Verbindung zu {name} testen",
+      "relays.checking": "Wird getestet …",
+      "relays.ok": "Verbindung in Ordnung ({ms} ms)",
+      "relays.failed": "Verbindung fehlgeschlagen ({ms} ms)",
+      "relays.routes": "Routen",
+      "relays.match": "Bedingung",
+      "relays.order": "Relais in Ausfallreihenfolge",
+      "relays.route.domain": "Absenderdomain {value}",
+      "relays.route.group": "Kundengruppe {value}",
+      "relays.default": "Alle anderen E-Mails",
       yes: "ja",
       no: "nein",
       absent: "—",
@@ -278,6 +405,123 @@
       "mailbox.html.note": "Shown sandboxed: the e-mail's scripts, forms and external content stay off.",
       "mailbox.text": "Plain text",
       "mailbox.nopart": "This e-mail has no such version.",
+      "nav.suppressions": "Suppression list",
+      "nav.label": "Main menu",
+      "nav.menu": "Menu",
+      "tabs.label": "Parts of the customer group",
+      skip: "Skip to content",
+      "nav.relays": "Relays",
+      "confirm.cancel": "Cancel",
+      "unsaved.status": "Unsaved changes",
+      "unsaved.title": "Discard unsaved changes?",
+      "unsaved.text":
+        "The portal e-mails of {code} have changes that are not saved yet. If you leave the page, they are lost.",
+      "unsaved.leave": "Discard and leave",
+      "unsaved.stay": "Stay on this page",
+      "unsaved.replace.title": "Replace unsaved changes?",
+      "unsaved.replace.text": "The portal e-mails of {code} have changes that are not saved yet. This replaces them.",
+      "unsaved.replace": "Discard changes and continue",
+      "text.builtin": "Use the built-in text",
+      "text.builtin.hint": "Left empty, the built-in text shown in grey applies.",
+      "vars.title": "Variables of this e-mail",
+      "vars.hint": "A click inserts the variable at the cursor in the subject or body.",
+      "vars.optional": "may be empty",
+      "preview.placeholder":
+        "An address under \u201cInternal e-mail addresses\u201d is not valid yet; the preview shows a placeholder address instead.",
+      "source.group": "group",
+      "source.translation": "group translation ({lang})",
+      "source.builtin": "built-in text ({lang})",
+      "path.title": "Delivery path",
+      "path.domain": "Sender domain",
+      "path.relays": "Relays (failover order)",
+      "path.dkim": "DKIM signature",
+      "path.dkim.signed": "signed (selector {selector})",
+      "path.dkim.unsigned": "not signed: there is no key for {domain}",
+      "path.none": "Known once the first settings (the sender) are saved.",
+      "path.all": "All relays",
+      "path.suppressed":
+        "Warning: {address}, this group's inbox for access requests, is on the suppression list. Access requests do not reach the team.",
+      "path.suppressed.link": "Open the suppression list",
+      "deliveries.actions": "Actions",
+      "deliveries.details": "Details",
+      "deliveries.details.of": "Details of delivery no. {id}",
+      "deliveries.resend": "Send again",
+      "deliveries.resendOf": "resend of no. {id}",
+      "deliveries.via": "via {relay}",
+      "deliveries.relay": "Relay",
+      "deliveries.bounce": "Bounce {status}",
+      "deliveries.bouncedAt": "Bounce received",
+      "deliveries.bounceStatus": "Bounce status",
+      "deliveries.bounceText": "The recipient server's report",
+      "deliveries.feedback": "Feedback",
+      "deliveries.webhooks": "Webhooks",
+      "deliveries.webhooks.none": "none",
+      "deliveries.message": "Message-ID",
+      "deliveries.created": "Created",
+      "deliveries.sentAt": "Sent at",
+      "deliveries.version": "Settings version",
+      "deliveries.uncertain": "Uncertain: it may have arrived",
+      "deliveries.forced": "sent despite the suppression list",
+      "deliveries.name": "Recipient's name",
+      "resend.title": "Send the e-mail again?",
+      "resend.text":
+        "The \u201c{kind}\u201d e-mail of delivery no. {id} goes to {recipient} once more, as a new delivery with the group's current settings.",
+      "resend.done": "Queued as delivery no. {id}.",
+      "resend.suppressed.title": "The address is on the suppression list",
+      "resend.suppressed.text":
+        "{recipient} is on the suppression list, usually because an e-mail to it bounced. If the address no longer exists, sending again harms the sender's reputation. If it works again, better take it off the suppression list first.",
+      "resend.force": "Send anyway",
+      "resend.server": "The server says:",
+      "supp.title": "Suppression list",
+      "supp.intro":
+        "Nothing is sent to these addresses. Hard bounces add addresses by themselves; here you add addresses by hand or take them off again.",
+      "supp.search": "Search (address or reason)",
+      "supp.searchButton": "Search",
+      "supp.address": "Address",
+      "supp.reason": "Reason",
+      "supp.since": "Since",
+      "supp.source": "Source",
+      "supp.source.delivery": "Bounce of delivery no. {id}",
+      "supp.source.manual": "added by {actor}",
+      "supp.empty": "The suppression list is empty.",
+      "supp.nomatch": "No entries match this search.",
+      "supp.count": "{n} entries",
+      "supp.internal": "Internal inbox for access requests: {groups}",
+      "supp.internal.warning":
+        "Warning: {n} suppressed address(es) are inboxes for access requests. For those groups the team gets no access requests any more.",
+      "supp.add": "Suppress an address",
+      "supp.add.submit": "Add to the suppression list",
+      "supp.add.title": "Suppress the address?",
+      "supp.add.text": "Nothing more is sent to {address} until the address is taken off the list. Reason: {reason}",
+      "supp.add.confirm": "Suppress",
+      "supp.added": "{address} is now on the suppression list.",
+      "supp.remove": "Remove",
+      "supp.remove.label": "Take {address} off the suppression list",
+      "supp.remove.title": "Take the address off the suppression list?",
+      "supp.remove.text": "E-mails go to {address} again. Do this only when the address accepts e-mail again.",
+      "supp.remove.confirm": "Take off the list",
+      "supp.removed": "{address} was taken off the suppression list.",
+      "relays.title": "Relays",
+      "relays.intro":
+        "E-mails leave through these relays. Routes choose them by sender domain or customer group, in failover order.",
+      "relays.single": "No relays file set up: one relay from DISPATCHER_SMTP_* sends every e-mail.",
+      "relays.name": "Name",
+      "relays.address": "Address",
+      "relays.security": "Security",
+      "relays.auth": "Login",
+      "relays.state": "State",
+      "relays.result": "Result",
+      "relays.check": "Test connection",
+      "relays.check.label": "Test the connection to {name}",
+      "relays.checking": "Testing …",
+      "relays.ok": "Connection OK ({ms} ms)",
+      "relays.failed": "Connection failed ({ms} ms)",
+      "relays.routes": "Routes",
+      "relays.match": "Condition",
+      "relays.order": "Relays in failover order",
+      "relays.route.domain": "Sender domain {value}",
+      "relays.route.group": "Customer group {value}",
+      "relays.default": "All other e-mails",
       yes: "yes",
       no: "no",
       absent: "—",
@@ -335,6 +579,20 @@
 
   function mount(...nodes) {
     app.replaceChildren(...nodes.flat().filter(Boolean));
+    wrapTables(app);
+  }
+
+  // Every table scrolls inside its own box, named by the heading above it,
+  // so that narrow windows never scroll the whole page sideways.
+  function wrapTables(root) {
+    for (const table of root.querySelectorAll("table")) {
+      if (table.parentElement.classList.contains("table-scroll")) continue;
+      const holder = table.closest("section, article, form") || root;
+      const heading = holder.querySelector("h1, h2, h3, strong") || root.querySelector("h1");
+      const box = h("div", { class: "table-scroll", role: "region", tabindex: "0", "aria-label": heading ? heading.textContent : null });
+      table.replaceWith(box);
+      box.append(table);
+    }
   }
 
   const enc = encodeURIComponent;
@@ -351,7 +609,7 @@
   function problemText(data) {
     if (data && typeof data.detail === "string") return data.detail;
     if (data && Array.isArray(data.detail)) {
-      return data.detail.map((e) => (e.path ? `${e.path}: ${e.message}` : e.message)).join("\n");
+      return data.detail.map(problemLine).join("\n");
     }
     return typeof data === "string" && data ? data : "?";
   }
@@ -361,9 +619,56 @@
     return kind ? label(kind, "label") : name;
   }
 
+  // An identifier of the record (a status, an event type, ...) in the page's
+  // language; an unknown one shows as it is rather than not at all.
+  function named(table, name) {
+    const item = NAMES[table][name];
+    return item ? label(item, "label") : name;
+  }
+
+  function namedHint(table, name) {
+    const item = NAMES[table][name];
+    return item ? label(item, "hint") || null : null;
+  }
+
+  // Where a preview's text came from: "group", "group translation (en)",
+  // "built-in (de)".
+  function sourceLabel(source) {
+    if (source === "group") return t("source.group");
+    let found = /^group translation \((.+)\)$/.exec(source);
+    if (found) return t("source.translation", { lang: found[1] });
+    found = /^built-in \((.+)\)$/.exec(source);
+    if (found) return t("source.builtin", { lang: found[1] });
+    return source;
+  }
+
+  // A document path ("password_reset.subject") as the form names it.
+  function fieldName(path) {
+    const parts = path.replace(/^document\./, "").split(".");
+    if (parts[0] === "translations" && parts.length >= 3) {
+      const section = SECTION[parts[2]];
+      const field = section && section.fields.find((f) => f.key === parts[3]);
+      const where = section ? label(section, "title") : parts[2];
+      return `${t("lang.translation")} ${parts[1]} › ${where}${field ? ` › ${label(field, "label")}` : ""}`;
+    }
+    const section = SECTION[parts[0]];
+    if (!section) return parts[0] === "default_locale" ? t("lang.default") : path;
+    const field = section.fields.find((f) => f.key === parts[1]);
+    return `${label(section, "title")}${field ? ` › ${label(field, "label")}` : ""}`;
+  }
+
+  function problemLine(error) {
+    return error.path ? `${fieldName(error.path)}: ${error.message}` : error.message;
+  }
+
   async function call(method, path, body, options) {
     const opts = options || {};
-    const headers = { Accept: opts.accept || "application/json", ...(opts.headers || {}) };
+    // The server answers in the page's language (its messages, not just ours).
+    const headers = {
+      Accept: opts.accept || "application/json",
+      "Accept-Language": state.lang,
+      ...(opts.headers || {}),
+    };
     let payload;
     if (body !== undefined) {
       headers["Content-Type"] = opts.contentType || "application/json";
@@ -411,6 +716,68 @@
     return state.ticket;
   }
 
+  // A modal question. Resolves true when confirmed; Escape and the cancel
+  // button resolve false. The focus starts on the safe choice for dangerous
+  // questions and returns where it was afterwards.
+  function confirmDialog({ title, text, confirm, cancel, danger, extra, id }) {
+    return new Promise((resolve) => {
+      const before = document.activeElement;
+      const titleId = `${id || "dialog"}-title`;
+      const textId = `${id || "dialog"}-text`;
+      const yes = h("button", { type: "submit", value: "ok", class: danger ? "primary danger-fill" : "primary", "data-dialog": "confirm", text: confirm });
+      const no = h("button", { type: "submit", value: "cancel", "data-dialog": "cancel", text: cancel || t("confirm.cancel") });
+      const dialog = h(
+        "dialog",
+        {
+          class: `dialog${danger ? " dialog-danger" : ""}`,
+          id: id || "dialog",
+          role: danger ? "alertdialog" : null,
+          "aria-labelledby": titleId,
+          "aria-describedby": textId,
+        },
+        h(
+          "form",
+          { method: "dialog" },
+          h("h2", { id: titleId, text: title }),
+          h("p", { id: textId, text }),
+          extra || null,
+          h("div", { class: "actions dialog-actions" }, no, yes),
+        ),
+      );
+      dialog.addEventListener("close", () => {
+        dialog.remove();
+        if (before && before.isConnected && typeof before.focus === "function") before.focus();
+        resolve(dialog.returnValue === "ok");
+      });
+      document.body.append(dialog);
+      dialog.showModal();
+      (danger ? no : yes).focus();
+    });
+  }
+
+  function confirmLeave() {
+    return confirmDialog({
+      id: "unsaved-dialog",
+      title: t("unsaved.title"),
+      text: t("unsaved.text", { code: state.editor.code }),
+      confirm: t("unsaved.leave"),
+      cancel: t("unsaved.stay"),
+      danger: true,
+    });
+  }
+
+  // Before an action that reloads the editor (restore, YAML save, reload).
+  async function confirmReplace() {
+    if (!isDirty(state.editor)) return true;
+    return confirmDialog({
+      id: "unsaved-dialog",
+      title: t("unsaved.replace.title"),
+      text: t("unsaved.replace.text", { code: state.editor.code }),
+      confirm: t("unsaved.replace"),
+      danger: true,
+    });
+  }
+
   // Frame: header, language, sign-in -----------------------------------------
 
   function updateFrame() {
@@ -418,11 +785,15 @@
     for (const node of document.querySelectorAll("[data-i18n]")) {
       node.textContent = t(node.dataset.i18n);
     }
+    for (const node of document.querySelectorAll("[data-i18n-label]")) {
+      node.setAttribute("aria-label", t(node.dataset.i18nLabel));
+    }
     for (const button of document.querySelectorAll("[data-lang]")) {
       button.setAttribute("aria-pressed", String(button.dataset.lang === state.lang));
     }
     const signedIn = state.session !== null;
     document.getElementById("nav").hidden = !signedIn;
+    document.getElementById("menu-toggle").hidden = !signedIn;
     document.getElementById("nav-mailbox").hidden = !signedIn || state.mailbox !== true;
     document.getElementById("who").hidden = !signedIn;
     if (signedIn) {
@@ -432,10 +803,24 @@
   }
 
   function markNav(current) {
+    let name = "";
     for (const link of document.querySelectorAll("[data-nav]")) {
-      if (link.dataset.nav === current) link.setAttribute("aria-current", "page");
-      else link.removeAttribute("aria-current");
+      if (link.dataset.nav === current) {
+        link.setAttribute("aria-current", "page");
+        name = link.textContent;
+      } else {
+        link.removeAttribute("aria-current");
+      }
     }
+    document.getElementById("menu-current").textContent = name;
+    showMenu(false);
+  }
+
+  // Below 1000 px the menu folds into a button, so that the bar stays one line.
+  function showMenu(open) {
+    const toggle = document.getElementById("menu-toggle");
+    toggle.setAttribute("aria-expanded", String(open));
+    document.querySelector(".topbar").classList.toggle("menu-open", open);
   }
 
   function showSignIn(message) {
@@ -480,6 +865,7 @@
   }
 
   async function signOut() {
+    if (state.editor && isDirty(state.editor) && !(await confirmLeave())) return;
     await call("DELETE", "/ui/session", undefined, { signIn: true });
     state.session = null;
     state.mailbox = null;
@@ -490,7 +876,27 @@
 
   // Routing ------------------------------------------------------------------
 
+  // Whether a hash stays with the group whose e-mails are being edited: its
+  // tabs keep the draft.
+  function staysWithEditor(hash) {
+    const parts = (hash.replace(/^#/, "").split("?")[0] || "").split("/").filter(Boolean).map(decodeURIComponent);
+    return parts[0] === "groups" && state.editor !== null && parts[1] === state.editor.code;
+  }
+
+  async function hashChanged() {
+    const target = location.hash;
+    if (state.editor && isDirty(state.editor) && !staysWithEditor(target)) {
+      // Stay until the person decides; the address bar shows where they are.
+      history.replaceState(null, "", state.shownHash || "#/groups");
+      if (!(await confirmLeave())) return;
+      state.editor = null;
+      history.pushState(null, "", target);
+    }
+    route();
+  }
+
   function route() {
+    state.shownHash = location.hash;
     updateFrame();
     if (state.session === null) {
       showSignIn();
@@ -507,6 +913,10 @@
       deliveriesPage(params);
     } else if (parts[0] === "dead-letters") {
       deadLettersPage();
+    } else if (parts[0] === "suppressions") {
+      suppressionsPage(params);
+    } else if (parts[0] === "relays") {
+      relaysPage();
     } else if (parts[0] === "mailbox" && parts[1]) {
       mailMessagePage(parts[1]);
     } else if (parts[0] === "mailbox") {
@@ -658,11 +1068,13 @@
     box.hidden = false;
     box.replaceChildren(
       h("strong", { text: t("errors.general") }),
-      h("ul", {}, errors.map((e) => h("li", { text: e.path ? `${e.path}: ${e.message}` : e.message }))),
+      h("ul", {}, errors.map((e) => h("li", { text: problemLine(e) }))),
     );
   }
 
   // One group: header and tabs -------------------------------------------------
+
+  const TABS = ["emails", "history", "test", "raw"];
 
   async function groupPage(code, tab) {
     const mine = ticket();
@@ -684,12 +1096,22 @@
         return;
       }
     }
-    const tabs = [
-      ["emails", t("tab.emails")],
-      ["history", t("tab.history")],
-      ["test", t("tab.test")],
-      ["raw", t("tab.raw")],
-    ];
+    const tablist = h(
+      "div",
+      { class: "tabs", role: "tablist", "aria-label": t("tabs.label"), on: { keydown: tabKeys } },
+      TABS.map((key) =>
+        h("a", {
+          href: tabHref(code, key),
+          role: "tab",
+          id: `tab-${key}`,
+          "data-tab": key,
+          "aria-selected": String(key === tab),
+          "aria-controls": "tabpanel",
+          tabindex: key === tab ? "0" : "-1",
+          text: t(`tab.${key}`),
+        }),
+      ),
+    );
     const header = h(
       "div",
       { class: "group-head" },
@@ -699,19 +1121,9 @@
         id: "group-version",
         text: state.editor.version ? t("group.version", { n: state.editor.version }) : t("group.noversion"),
       }),
-      h(
-        "nav",
-        { class: "tabs", role: "tablist" },
-        tabs.map(([key, text]) =>
-          h("a", {
-            href: `#/groups/${enc(code)}${key === "emails" ? "" : `/${key}`}`,
-            role: "tab",
-            "data-tab": key,
-            "aria-selected": String(key === tab),
-            text,
-          }),
-        ),
-      ),
+      deliveryPath(group.data),
+      h("div", { id: "inbox-warning" }),
+      tablist,
     );
     const readonly = canAdmin() ? null : h("p", { class: "notice", text: t("readonly") });
     let content;
@@ -720,8 +1132,82 @@
     else if (tab === "raw") content = await rawTab(code, mine);
     else content = emailsTab();
     if (mine !== state.ticket) return;
-    mount(header, readonly, content);
+    mount(header, readonly, h("div", { role: "tabpanel", id: "tabpanel", "aria-labelledby": `tab-${tab}` }, content));
+    if (state.focusTab) {
+      const selected = document.getElementById(`tab-${state.focusTab}`);
+      state.focusTab = null;
+      if (selected) selected.focus();
+    }
     if (tab === "emails") previewAll(0);
+    inboxWarning(code, mine);
+
+    // Arrow keys move between the tabs (and open them), Home and End jump.
+    function tabKeys(event) {
+      const index = TABS.indexOf(tab);
+      const moves = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: TABS.length - 1 };
+      if (!(event.key in moves)) return;
+      event.preventDefault();
+      const next = TABS[(moves[event.key] + TABS.length) % TABS.length];
+      if (next === tab) return;
+      state.focusTab = next;
+      location.hash = tabHref(code, next);
+    }
+  }
+
+  function tabHref(code, key) {
+    return `#/groups/${enc(code)}${key === "emails" ? "" : `/${key}`}`;
+  }
+
+  // Which relays the group's e-mails take, and whether they are signed.
+  function deliveryPath(group) {
+    const path = group.delivery_path;
+    const item = (key, ...value) => [h("dt", { text: t(key) }), h("dd", {}, ...value)];
+    return h(
+      "section",
+      { class: "path", id: "delivery-path", "aria-labelledby": "delivery-path-title" },
+      h("h2", { id: "delivery-path-title", class: "path-title", text: t("path.title") }),
+      path
+        ? h(
+            "dl",
+            { class: "path-list" },
+            item("path.domain", h("code", { text: path.sender_domain })),
+            item(
+              "path.relays",
+              path.relays.map((name, index) => [index ? " → " : "", h("span", { class: "relay-name", "data-relay": name, text: name })]),
+              " ",
+              h("a", { href: "#/relays", class: "path-link", text: t("path.all") }),
+            ),
+            item(
+              "path.dkim",
+              path.dkim_selector
+                ? h("span", { class: "badge good", id: "dkim-state", text: t("path.dkim.signed", { selector: path.dkim_selector }) })
+                : h("span", { class: "badge warn", id: "dkim-state", text: t("path.dkim.unsigned", { domain: path.sender_domain }) }),
+            ),
+          )
+        : h("p", { class: "muted", text: t("path.none") }),
+    );
+  }
+
+  // A suppressed access-request inbox means staff miss access requests.
+  async function inboxWarning(code, mine) {
+    const address = state.editor && state.editor.saved.internal_addresses
+      ? state.editor.saved.internal_addresses.access_requests_to
+      : "";
+    if (!address) return;
+    const result = await call("GET", `/v1/suppressions?search=${enc(address)}&limit=20`);
+    if (mine !== state.ticket || !result.ok) return;
+    const hit = result.data.items.find((entry) => entry.internal_for_groups.includes(code));
+    const box = document.getElementById("inbox-warning");
+    if (!hit || !box) return;
+    box.replaceChildren(
+      h(
+        "p",
+        { class: "notice error", role: "alert" },
+        t("path.suppressed", { address: hit.address }),
+        " ",
+        h("a", { href: `#/suppressions?search=${enc(hit.address)}`, text: t("path.suppressed.link") }),
+      ),
+    );
   }
 
   function etagVersion(headers) {
@@ -752,7 +1238,7 @@
       }
       return { tag, values: texts };
     });
-    return {
+    const editor = {
       code,
       version,
       values,
@@ -762,7 +1248,44 @@
       sequence: {},
       locales: {},
       panels: {},
+      // The text field of each section that had the focus last: variables go there.
+      lastText: {},
+      saved: doc,
+      baseline: "",
     };
+    editor.baseline = JSON.stringify(buildDocument(editor));
+    return editor;
+  }
+
+  // Only changes that could be saved count: a read token may try texts out.
+  function isDirty(editor) {
+    return Boolean(editor) && canAdmin() && JSON.stringify(buildDocument(editor)) !== editor.baseline;
+  }
+
+  function refreshPlaceholders() {
+    const editor = state.editor;
+    for (const node of document.querySelectorAll("#portal-emails [data-path]")) {
+      const [sectionKey, fieldKey] = node.dataset.path.split(".");
+      if (fieldKey === "subject" || fieldKey === "body") {
+        node.placeholder = builtinText(editor.defaultLocale, sectionKey, fieldKey);
+      }
+    }
+  }
+
+  function showDirty() {
+    const flag = document.getElementById("unsaved");
+    if (flag && state.editor) flag.hidden = !isDirty(state.editor);
+  }
+
+  // The language whose built-in texts apply to the group's own texts.
+  function builtinLocale(tag) {
+    const language = (tag || "de").toLowerCase().split(/[-_]/)[0];
+    return FORM.builtin[language] ? language : "en";
+  }
+
+  function builtinText(locale, sectionKey, fieldKey) {
+    const texts = FORM.builtin[builtinLocale(locale)][sectionKey];
+    return texts ? texts[fieldKey] : "";
   }
 
   function buildDocument(editor) {
@@ -828,6 +1351,7 @@
         "div",
         { class: "actions sticky" },
         canAdmin() ? h("button", { type: "submit", class: "primary", id: "save", text: t("save") }) : null,
+        h("span", { class: "unsaved", id: "unsaved", hidden: !isDirty(editor), text: t("unsaved.status") }),
         status,
       ),
     );
@@ -847,15 +1371,21 @@
       button.disabled = true;
       report("saving", t("save.saving"));
       const headers = editor.version ? { "If-Match": `"${editor.version}"` } : {};
-      const result = await call("PUT", `/v1/groups/${enc(editor.code)}/settings`, buildDocument(editor), { headers });
+      const sent = buildDocument(editor);
+      const result = await call("PUT", `/v1/groups/${enc(editor.code)}/settings`, sent, { headers });
       button.disabled = false;
       if (result.ok) {
         setVersion(result.data.version);
+        editor.saved = sent;
+        editor.baseline = JSON.stringify(sent);
+        showDirty();
         report("saved", t(result.data.created ? "save.saved" : "save.unchanged", { n: result.data.version }));
       } else if (result.status === 422) {
         const rest = placeErrors(form, result.data.detail, locate);
         if (rest.length) showGeneral(general, rest);
         report("invalid", t("save.invalid", { n: result.data.detail.length }));
+        // Each preview shows what it can of the draft now, with its own errors.
+        previewAll(0);
       } else if (result.status === 409) {
         report("error", problemText(result.data));
         status.append(
@@ -864,7 +1394,8 @@
             type: "button",
             text: t("save.reload"),
             on: {
-              click: () => {
+              click: async () => {
+                if (!(await confirmReplace())) return;
                 state.editor = null;
                 route();
               },
@@ -900,10 +1431,11 @@
   function sectionCard(section) {
     const editor = state.editor;
     const fields = section.fields.map((field) => fieldRow(section, field));
+    const titleId = `section-${section.key}-title`;
     return h(
       "section",
-      { class: "card", "data-section": section.key, id: `section-${section.key}` },
-      h("h3", { text: label(section, "title") }),
+      { class: "card", "data-section": section.key, id: `section-${section.key}`, "aria-labelledby": titleId },
+      h("h3", { id: titleId, text: label(section, "title") }),
       h(
         "div",
         { class: "section-grid" },
@@ -912,10 +1444,80 @@
           { class: "fields", "data-field": section.key },
           fields,
           h("p", { class: "field-error", "data-error-for": section.key }),
+          variableList(section),
         ),
         previewPanel(section, editor),
       ),
     );
+  }
+
+  // The e-mail's variables; a click inserts one where the cursor was in the
+  // section's subject or body (the body when neither had the focus yet).
+  function variableList(section) {
+    if (!section.variables.length) return null;
+    const id = `vars-${section.key}`;
+    const help = h("p", { class: "hint variable-help", id: `${id}-help`, "aria-live": "polite", text: t("vars.hint") });
+    const explain = (variable) => {
+      help.textContent = `${variable.name}: ${label(variable, "label")}${variable.optional ? ` (${t("vars.optional")})` : ""}`;
+    };
+    return h(
+      "div",
+      { class: "variables", "data-variables": section.key, role: "group", "aria-labelledby": `${id}-title` },
+      h("p", { class: "variables-title", id: `${id}-title`, text: t("vars.title") }),
+      h(
+        "ul",
+        { class: "variable-list" },
+        section.variables.map((variable) =>
+          h(
+            "li",
+            {},
+            h(
+              "button",
+              {
+                type: "button",
+                class: "variable",
+                "data-variable": variable.name,
+                title: label(variable, "label"),
+                "aria-describedby": `${id}-help`,
+                on: {
+                  // Keep the focus (and the selection) in the text field.
+                  mousedown: (event) => event.preventDefault(),
+                  focus: () => explain(variable),
+                  mouseenter: () => explain(variable),
+                  click: () => insertVariable(section, variable),
+                },
+              },
+              h("code", { text: variable.name }),
+              h("span", { class: "visually-hidden", text: ` – ${label(variable, "label")}` }),
+            ),
+          ),
+        ),
+      ),
+      help,
+    );
+  }
+
+  function insertVariable(section, variable) {
+    const editor = state.editor;
+    const target =
+      document.getElementById(editor.lastText[section.key] || "") ||
+      document.getElementById(`f-${section.key}-body`);
+    if (!target || target.disabled) return;
+    target.focus();
+    const start = target.selectionStart ?? target.value.length;
+    const end = target.selectionEnd ?? start;
+    target.setSelectionRange(start, end);
+    // insertText keeps the browser's undo history; setRangeText is the fallback.
+    let inserted = false;
+    try {
+      inserted = document.execCommand("insertText", false, variable.insert);
+    } catch (error) {
+      inserted = false;
+    }
+    if (!inserted || target.value.slice(start, start + variable.insert.length) !== variable.insert) {
+      target.setRangeText(variable.insert, start, end, "end");
+      target.dispatchEvent(new Event("input", { bubbles: true }));
+    }
   }
 
   function fieldRow(section, field) {
@@ -929,6 +1531,7 @@
       else schedulePreview(section.key, PREVIEW_DELAY_MS);
     };
     let control;
+    let builtinRow = null;
     if (field.type === "checkbox") {
       control = h(
         "label",
@@ -945,26 +1548,60 @@
       );
     } else {
       const tag = field.type === "body" ? "textarea" : "input";
-      control = [
-        h("label", { for: id, text: label(field, "label") }),
-        h(tag, {
-          id,
-          "data-path": path,
-          type: tag === "input" ? "text" : null,
-          rows: tag === "textarea" ? 8 : null,
-          value: editor.values[path],
-          spellcheck: field.type === "body" || field.type === "subject" ? "true" : "false",
-          autocomplete: "off",
-          "aria-describedby": describedBy,
-          on: { input: (event) => changed(event.target.value) },
-        }),
-      ];
+      const isText = field.type === "body" || field.type === "subject";
+      const input = h(tag, {
+        id,
+        "data-path": path,
+        type: tag === "input" ? "text" : null,
+        rows: tag === "textarea" ? 8 : null,
+        value: editor.values[path],
+        spellcheck: isText ? "true" : "false",
+        autocomplete: "off",
+        "aria-describedby": isText ? `${describedBy} ${id}-builtin-hint` : describedBy,
+        on: {
+          input: (event) => {
+            changed(event.target.value);
+            if (builtinRow) builtinRow.hidden = event.target.value !== "";
+          },
+          focus: () => {
+            if (isText) editor.lastText[section.key] = id;
+          },
+        },
+      });
+      control = [h("label", { for: id, text: label(field, "label") }), input];
+      if (isText) {
+        // Empty means the built-in text: it shows greyed out and can be taken
+        // over as a start for the group's own.
+        input.placeholder = builtinText(editor.defaultLocale, section.key, field.key);
+        const takeOver = h("button", {
+          type: "button",
+          class: "take-over",
+          "data-builtin": path,
+          text: t("text.builtin"),
+          on: {
+            click: () => {
+              input.value = builtinText(editor.defaultLocale, section.key, field.key);
+              input.dispatchEvent(new Event("input", { bubbles: true }));
+              input.focus();
+              input.setSelectionRange(0, 0);
+              input.scrollTop = 0;
+            },
+          },
+        });
+        builtinRow = h(
+          "div",
+          { class: "builtin-row", hidden: editor.values[path] !== "" },
+          h("span", { class: "hint", id: `${id}-builtin-hint`, text: t("text.builtin.hint") }),
+          takeOver,
+        );
+      }
     }
     return h(
       "div",
       { class: `field field-${field.type}`, "data-field": path },
       control,
       h("p", { class: "hint", id: `${id}-hint`, text: label(field, "hint") }),
+      builtinRow,
       h("p", { class: "field-error", id: `${id}-error`, "data-error-for": path, "aria-live": "polite" }),
     );
   }
@@ -978,6 +1615,7 @@
     });
     defaultField.input.addEventListener("input", (event) => {
       editor.defaultLocale = event.target.value;
+      refreshPlaceholders();
       previewAll(PREVIEW_DELAY_MS);
     });
     defaultField.node.insertBefore(h("p", { class: "hint", text: t("lang.default.hint") }), defaultField.node.lastChild);
@@ -1041,6 +1679,10 @@
             input: (event) => {
               translation.tag = event.target.value.trim();
               summary.textContent = `${t("lang.translation")}: ${translation.tag || "?"}`;
+              for (const node of block.querySelectorAll("[data-translation-field]")) {
+                const [sectionKey, fieldKey] = node.dataset.translationField.split(".");
+                node.placeholder = builtinText(translation.tag || "en", sectionKey, fieldKey);
+              }
               previewAll(PREVIEW_DELAY_MS);
             },
           },
@@ -1067,6 +1709,8 @@
                   rows: tag === "textarea" ? 5 : null,
                   type: tag === "input" ? "text" : null,
                   value: translation.values[key] ?? "",
+                  placeholder: builtinText(translation.tag || "en", section.key, field.key),
+                  "data-translation-field": `${section.key}.${field.key}`,
                   autocomplete: "off",
                   "aria-describedby": `${id}-error`,
                   on: {
@@ -1128,18 +1772,28 @@
       frame: h("iframe", { class: "preview-html", sandbox: "", title: `${t("preview.title")}: ${label(section, "title")}` }),
       text: h("pre", { class: "preview-text" }),
       sources: h("p", { class: "preview-sources muted" }),
-      problems: h("div", { class: "preview-problems" }),
+      note: h("p", { class: "preview-note muted", hidden: true, text: t("preview.placeholder") }),
+      problems: h("div", { class: "preview-problems", role: "status" }),
     };
-    const panel = h(
-      "aside",
-      { class: "preview", "data-preview": section.key, "data-state": "pending", "aria-live": "polite" },
-      h("div", { class: "preview-head" }, h("strong", { text: t("preview.title") }), select),
+    // What was rendered; hidden while the section has errors, so that no old
+    // preview stands beside them.
+    parts.body = h(
+      "div",
+      { class: "preview-body" },
       h("div", { class: "preview-line" }, h("span", { class: "k", text: `${t("preview.subject")}: ` }), parts.subject),
       parts.addresses,
+      parts.note,
       parts.frame,
       h("details", {}, h("summary", { text: t("preview.text") }), parts.text),
       parts.sources,
+    );
+    const titleId = `preview-${section.key}-title`;
+    const panel = h(
+      "aside",
+      { class: "preview", "data-preview": section.key, "data-state": "pending", "aria-labelledby": titleId },
+      h("div", { class: "preview-head" }, h("strong", { id: titleId, text: `${t("preview.title")}: ${label(section, "title")}` }), select),
       parts.problems,
+      parts.body,
     );
     editor.panels[section.key] = { panel, parts };
     return panel;
@@ -1148,6 +1802,7 @@
   function schedulePreview(key, delay) {
     const editor = state.editor;
     if (!editor || !editor.panels[key]) return;
+    showDirty();
     clearTimeout(editor.timers[key]);
     editor.panels[key].panel.dataset.state = "pending";
     editor.timers[key] = setTimeout(() => runPreview(editor, key), delay);
@@ -1155,6 +1810,13 @@
 
   function previewAll(delay) {
     for (const section of FORM.sections) schedulePreview(section.key, delay);
+  }
+
+  // Whether an error (its path in the document) belongs to a section's panel.
+  function concerns(path, key) {
+    const parts = (path || "").replace(/^document\.?/, "").split(".");
+    if (parts[0] === "translations") return parts[2] === key;
+    return parts[0] === key;
   }
 
   async function runPreview(editor, key) {
@@ -1170,46 +1832,46 @@
     parts.problems.replaceChildren();
     if (!result.ok) {
       panel.dataset.state = "error";
+      parts.body.hidden = true;
+      const errors = Array.isArray(result.data && result.data.detail) ? result.data.detail : null;
+      // The preview names the previewed section's own errors; those of other
+      // sections belong to their own panels.
+      const own = errors ? errors.filter((e) => concerns(e.path, key) || !e.path || e.path === "document") : null;
       parts.problems.append(
         h("p", { class: "field-error", text: t("preview.failed") }),
-        h("pre", { class: "problem", text: problemText(result.data) }),
+        own
+          ? h("ul", { class: "problem" }, (own.length ? own : errors).map((e) => h("li", { "data-problem": e.path || "", text: problemLine(e) })))
+          : h("p", { class: "problem", text: problemText(result.data) }),
       );
       return;
     }
     const data = result.data;
+    parts.body.hidden = false;
     parts.subject.textContent = data.subject;
     parts.addresses.textContent = `${t("preview.from")}: ${data.from} · ${t("preview.to")}: ${data.to}`;
     parts.frame.srcdoc = data.html;
     parts.text.textContent = data.text;
     parts.sources.textContent = t("preview.sources", {
       lang: data.language,
-      subject: data.sources.subject,
-      body: data.sources.body,
+      subject: sourceLabel(data.sources.subject),
+      body: sourceLabel(data.sources.body),
     });
-    if (data.set_aside.length) {
+    // Problems set aside are other sections' business, except that a broken
+    // address makes every preview use a placeholder.
+    const own = data.set_aside.filter((e) => concerns(e.path, key));
+    parts.note.hidden = key === "internal_addresses" || !data.set_aside.some((e) => concerns(e.path, "internal_addresses"));
+    if (own.length) {
+      panel.dataset.state = "error";
       parts.problems.append(
-        h("p", { class: "muted", text: t("preview.aside") }),
-        h("ul", { class: "muted" }, data.set_aside.map((e) => h("li", { text: `${e.path}: ${e.message}` }))),
+        h("p", { class: "field-error", text: t("preview.aside") }),
+        h("ul", { class: "problem" }, own.map((e) => h("li", { "data-problem": e.path, text: problemLine(e) }))),
       );
+      return;
     }
     panel.dataset.state = "ready";
   }
 
   // History ------------------------------------------------------------------
-
-  function fieldName(path) {
-    const parts = path.split(".");
-    if (parts[0] === "translations" && parts.length >= 3) {
-      const section = SECTION[parts[2]];
-      const field = section && section.fields.find((f) => f.key === parts[3]);
-      const where = section ? label(section, "title") : parts[2];
-      return `${t("lang.translation")} ${parts[1]} › ${where}${field ? ` › ${label(field, "label")}` : ""}`;
-    }
-    const section = SECTION[parts[0]];
-    if (!section) return path === "default_locale" ? t("lang.default") : path;
-    const field = section.fields.find((f) => f.key === parts[1]);
-    return `${label(section, "title")}${field ? ` › ${label(field, "label")}` : ""}`;
-  }
 
   function shown(value) {
     if (value === null || value === undefined) return t("absent");
@@ -1274,6 +1936,7 @@
     );
 
     async function rollback(version) {
+      if (!(await confirmReplace())) return;
       const answer = await call("POST", `/v1/groups/${enc(code)}/settings/rollback`, { version });
       if (!answer.ok) {
         message.textContent = problemText(answer.data);
@@ -1352,6 +2015,7 @@
     async function save(event) {
       event.preventDefault();
       outcome.replaceChildren();
+      if (!(await confirmReplace())) return;
       const headers = version ? { "If-Match": `"${version}"` } : {};
       const answer = await call("PUT", `/v1/groups/${enc(code)}/settings`, area.value, {
         contentType: "application/yaml",
@@ -1377,7 +2041,12 @@
 
   // Deliveries ---------------------------------------------------------------
 
-  async function deliveriesPage(params) {
+  // A table inside its own scrolling box: the page never scrolls sideways.
+  function scrollBox(name, table, id) {
+    return h("div", { class: "table-scroll", role: "region", tabindex: "0", "aria-label": name, id: id || null }, table);
+  }
+
+  async function deliveriesPage(params, message) {
     const mine = ticket();
     const offset = Number(params.get("offset") || 0);
     const query = new URLSearchParams();
@@ -1400,10 +2069,14 @@
       next.set("offset", String(newOffset));
       return `#/deliveries?${next}`;
     };
+    const outcome = h("div", { id: "delivery-outcome", role: "status" }, message ? h("p", { class: "notice ok", text: message }) : null);
     mount(
       h("h1", { text: t("deliveries.title") }),
       filters,
-      page.items.length ? deliveryTable(page.items, false) : h("p", { class: "muted", text: t("deliveries.empty") }),
+      outcome,
+      page.items.length
+        ? scrollBox(t("deliveries.title"), deliveryTable(page.items, { webhooks: page.webhooks, resend: canAdmin() ? resend : null }), "deliveries-box")
+        : h("p", { class: "muted", text: t("deliveries.empty") }),
       h(
         "nav",
         { class: "pager" },
@@ -1411,6 +2084,36 @@
         page.next_offset !== null ? h("a", { href: link(page.next_offset), text: t("deliveries.older") }) : null,
       ),
     );
+
+    // Confirmed first; a suppressed address needs a second, explicit "send anyway".
+    async function resend(d) {
+      const ok = await confirmDialog({
+        id: "resend-dialog",
+        title: t("resend.title"),
+        text: t("resend.text", { id: d.id, kind: kindLabel(d.kind), recipient: d.recipient }),
+        confirm: t("deliveries.resend"),
+      });
+      if (!ok) return;
+      let answer = await call("POST", `/v1/deliveries/${d.id}/resend`, { force: false });
+      if (answer.status === 409) {
+        const forced = await confirmDialog({
+          id: "force-dialog",
+          title: t("resend.suppressed.title"),
+          text: t("resend.suppressed.text", { recipient: d.recipient }),
+          extra: h("p", { class: "notice" }, h("strong", { text: `${t("resend.server")} ` }), problemText(answer.data)),
+          confirm: t("resend.force"),
+          danger: true,
+        });
+        if (!forced) return;
+        answer = await call("POST", `/v1/deliveries/${d.id}/resend`, { force: true });
+      }
+      if (!answer.ok) {
+        outcome.replaceChildren(errorBox(answer));
+        outcome.scrollIntoView({ block: "nearest" });
+        return;
+      }
+      deliveriesPage(params, t("resend.done", { id: answer.data.id }));
+    }
   }
 
   function deliveryFilters(params) {
@@ -1426,7 +2129,7 @@
       node.value = params.get(key) || "";
       return node;
     };
-    const statusSelect = select("status", FORM.statuses.map((s) => h("option", { value: s, text: s })));
+    const statusSelect = select("status", FORM.statuses.map((s) => h("option", { value: s.name, text: label(s, "label") })));
     statusSelect.value = params.get("status") || "";
     const kindSelect = select("kind", FORM.kinds.map((k) => h("option", { value: k.name, text: label(k, "label") })));
     kindSelect.value = params.get("kind") || "";
@@ -1457,7 +2160,84 @@
     );
   }
 
-  function deliveryTable(items, selectable) {
+  function webhookSummary(state) {
+    if (!state) return null;
+    return FORM.webhook_states
+      .filter((s) => state[s.name])
+      .map((s) => `${state[s.name]} ${label(s, "label")}`)
+      .join(", ");
+  }
+
+  // One row per delivery; a details row below it (opened with its button)
+  // holds the bounce, feedback, relay, webhooks and the rest.
+  function deliveryTable(items, options) {
+    const opts = options || {};
+    const webhooks = opts.webhooks || {};
+    const columns = 10 + (opts.selectable ? 1 : 0);
+    const rows = items.flatMap((d) => {
+      const detailsId = `delivery-${d.id}-details`;
+      const hooks = webhooks[String(d.id)];
+      const toggle = h("button", {
+        type: "button",
+        class: "small",
+        "data-details": d.id,
+        "aria-expanded": "false",
+        "aria-controls": detailsId,
+        "aria-label": t("deliveries.details.of", { id: d.id }),
+        text: t("deliveries.details"),
+      });
+      const details = h(
+        "tr",
+        { class: "details-row", id: detailsId, "data-details-for": d.id, hidden: true },
+        h("td", { colspan: String(columns) }, deliveryDetails(d, hooks)),
+      );
+      toggle.addEventListener("click", () => {
+        details.hidden = !details.hidden;
+        toggle.setAttribute("aria-expanded", String(!details.hidden));
+      });
+      const statusHint = namedHint("status", d.status);
+      const main = h(
+        "tr",
+        { "data-delivery": d.id, class: `status-${d.status}` },
+        opts.selectable ? h("td", {}, h("input", { type: "checkbox", "data-select": d.id, "aria-label": `#${d.id}` })) : null,
+        h(
+          "td",
+          {},
+          String(d.id),
+          d.resend_of ? h("div", { class: "muted small-text", "data-resend-of": d.resend_of, text: t("deliveries.resendOf", { id: d.resend_of }) }) : null,
+        ),
+        h("td", { class: "nowrap", text: when(d.updated_at) }),
+        h(
+          "td",
+          { class: "status-cell" },
+          h("span", { class: `badge status-${d.status}`, "data-status": d.status, title: statusHint, text: named("status", d.status) }),
+          d.test ? h("span", { class: "badge", text: t("deliveries.test") }) : null,
+          d.bounce_status ? h("span", { class: "badge status-bounced", "data-bounce": d.bounce_status, text: t("deliveries.bounce", { status: d.bounce_status }) }) : null,
+          d.feedback ? h("span", { class: "badge note", "data-feedback": "", title: d.feedback, text: t("deliveries.feedback") }) : null,
+          hooks ? h("span", { class: `badge${hooks.failed ? " status-dead" : ""}`, "data-webhooks": "", title: webhookSummary(hooks), text: `${t("deliveries.webhooks")}: ${webhookSummary(hooks)}` }) : null,
+        ),
+        h("td", {}, h("a", { href: `#/groups/${enc(d.group)}`, text: d.group })),
+        h("td", { text: kindLabel(d.kind) }),
+        h("td", { class: "recipient", text: d.recipient }),
+        h("td", { text: String(d.attempts) }),
+        h(
+          "td",
+          { class: "reply" },
+          [d.last_code, d.last_text].filter((x) => x !== null && x !== "").join(" ") || t("absent"),
+          d.relay ? h("div", { class: "muted small-text", "data-relay": d.relay, text: t("deliveries.via", { relay: d.relay }) }) : null,
+        ),
+        h("td", { class: "event" }, h("a", { href: `#/deliveries?event_id=${enc(d.event_id)}`, text: d.event_id })),
+        h(
+          "td",
+          { class: "row-actions" },
+          toggle,
+          opts.resend && FINAL_STATUSES.has(d.status)
+            ? h("button", { type: "button", class: "small", "data-resend": d.id, text: t("deliveries.resend"), on: { click: () => opts.resend(d) } })
+            : null,
+        ),
+      );
+      return [main, details];
+    });
     return h(
       "table",
       { class: "list deliveries" },
@@ -1467,30 +2247,34 @@
         h(
           "tr",
           {},
-          selectable ? h("th", {}) : null,
-          ["deliveries.id", "deliveries.time", "deliveries.status", "deliveries.group", "deliveries.kind", "deliveries.recipient", "deliveries.attempts", "deliveries.reply", "deliveries.event"].map((key) => h("th", { text: t(key) })),
+          opts.selectable ? h("th", {}) : null,
+          ["deliveries.id", "deliveries.time", "deliveries.status", "deliveries.group", "deliveries.kind", "deliveries.recipient", "deliveries.attempts", "deliveries.reply", "deliveries.event", "deliveries.actions"].map((key) => h("th", { scope: "col", text: t(key) })),
         ),
       ),
-      h(
-        "tbody",
-        {},
-        items.map((d) =>
-          h(
-            "tr",
-            { "data-delivery": d.id, class: `status-${d.status}` },
-            selectable ? h("td", {}, h("input", { type: "checkbox", "data-select": d.id, "aria-label": `#${d.id}` })) : null,
-            h("td", { text: String(d.id) }),
-            h("td", { text: when(d.updated_at) }),
-            h("td", {}, h("span", { class: `badge status-${d.status}`, text: d.status }), d.test ? h("span", { class: "badge", text: t("deliveries.test") }) : null),
-            h("td", {}, h("a", { href: `#/groups/${enc(d.group)}`, text: d.group })),
-            h("td", { text: kindLabel(d.kind) }),
-            h("td", { text: d.recipient }),
-            h("td", { text: String(d.attempts) }),
-            h("td", { class: "reply", text: [d.last_code, d.last_text].filter((x) => x !== null && x !== "").join(" ") || t("absent") }),
-            h("td", {}, h("a", { href: `#/deliveries?event_id=${enc(d.event_id)}`, text: d.event_id })),
-          ),
-        ),
-      ),
+      h("tbody", {}, rows),
+    );
+  }
+
+  function deliveryDetails(d, hooks) {
+    const line = (key, value) => (value === null || value === undefined || value === "" ? null : [h("dt", { text: t(key) }), h("dd", {}, value)]);
+    return h(
+      "dl",
+      { class: "details-list" },
+      line("deliveries.status", `${named("status", d.status)}${namedHint("status", d.status) ? ` – ${namedHint("status", d.status)}` : ""}`),
+      line("deliveries.bounceStatus", d.bounce_status ? h("span", { "data-detail": "bounce_status", text: d.bounce_status }) : null),
+      line("deliveries.bounceText", d.bounce_text ? h("span", { "data-detail": "bounce_text", text: d.bounce_text }) : null),
+      line("deliveries.bouncedAt", d.bounced_at ? when(d.bounced_at) : null),
+      line("deliveries.feedback", d.feedback ? h("span", { "data-detail": "feedback", text: `${d.feedback}${d.feedback_at ? ` (${when(d.feedback_at)})` : ""}` }) : null),
+      line("deliveries.relay", d.relay ? h("span", { "data-detail": "relay", text: d.relay }) : null),
+      line("deliveries.resend", d.resend_of ? h("span", { "data-detail": "resend_of", text: t("deliveries.resendOf", { id: d.resend_of }) }) : null),
+      line("deliveries.forced", d.ignore_suppression ? t("yes") : null),
+      line("deliveries.webhooks", h("span", { "data-detail": "webhooks", text: webhookSummary(hooks) || t("deliveries.webhooks.none") })),
+      line("deliveries.uncertain", d.uncertain ? t("yes") : null),
+      line("deliveries.name", d.recipient_name),
+      line("deliveries.created", when(d.created_at)),
+      line("deliveries.sentAt", d.sent_at ? when(d.sent_at) : null),
+      line("deliveries.version", d.settings_version ? String(d.settings_version) : null),
+      line("deliveries.message", h("code", { text: d.message_id })),
     );
   }
 
@@ -1506,7 +2290,9 @@
     }
     const data = result.data;
     const outcome = h("div", { id: "replay-outcome", role: "status" }, message ? h("p", { class: "notice ok", text: message }) : null);
-    const deliveries = data.deliveries.length ? deliveryTable(data.deliveries, canAdmin()) : h("p", { class: "muted", text: t("dead.none") });
+    const deliveries = data.deliveries.length
+      ? scrollBox(t("dead.deliveries"), deliveryTable(data.deliveries, { selectable: canAdmin() }))
+      : h("p", { class: "muted", text: t("dead.none") });
     mount(
       h("h1", { text: t("dead.title") }),
       outcome,
@@ -1551,7 +2337,7 @@
                     "tr",
                     { "data-event": e.event_id },
                     h("td", { text: e.event_id }),
-                    h("td", { text: e.type }),
+                    h("td", { "data-type": e.type, text: named("eventType", e.type) }),
                     h("td", { text: e.group }),
                     h("td", { text: when(e.received_at) }),
                     h("td", { class: "reply", text: e.reason || "" }),
@@ -1590,6 +2376,278 @@
         return;
       }
       deadLettersPage(t("dead.replayed", { d: answer.data.deliveries.length, e: answer.data.events.length }));
+    }
+  }
+
+  // Suppression list ("Sperrliste") -----------------------------------------------
+
+  async function suppressionsPage(params, message) {
+    const mine = ticket();
+    const search = params.get("search") || "";
+    const offset = Math.max(0, Number(params.get("offset") || 0) || 0);
+    const query = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(offset) });
+    if (search) query.set("search", search);
+    const result = await call("GET", `/v1/suppressions?${query}`);
+    if (mine !== state.ticket) return;
+    const title = h("h1", { text: t("supp.title") });
+    const outcome = h("div", { id: "suppression-outcome", role: "status" }, message ? h("p", { class: "notice ok", text: message }) : null);
+    const searchInput = h("input", { id: "supp-search", name: "search", type: "search", value: search, autocomplete: "off" });
+    const searchForm = h(
+      "form",
+      {
+        class: "card filters",
+        id: "suppression-search",
+        role: "search",
+        on: {
+          submit: (event) => {
+            event.preventDefault();
+            const value = searchInput.value.trim();
+            location.hash = value ? `#/suppressions?search=${enc(value)}` : "#/suppressions";
+          },
+        },
+      },
+      h(
+        "div",
+        { class: "row" },
+        h("div", { class: "field" }, h("label", { for: "supp-search", text: t("supp.search") }), searchInput),
+      ),
+      h("div", { class: "actions" }, h("button", { type: "submit", text: t("supp.searchButton") })),
+    );
+    if (!result.ok) {
+      mount(title, h("p", { class: "muted", text: t("supp.intro") }), searchForm, errorBox(result));
+      return;
+    }
+    const page = result.data;
+    const internal = page.items.filter((entry) => entry.internal_for_groups.length);
+    const rows = page.items.map((entry) =>
+      h(
+        "tr",
+        { "data-suppression": entry.address, class: entry.internal_for_groups.length ? "internal" : null },
+        h(
+          "td",
+          { class: "recipient" },
+          h("span", { class: "address", text: entry.address }),
+          entry.internal_for_groups.length
+            ? h("div", {}, h("span", { class: "badge status-dead", "data-internal": entry.internal_for_groups.join(","), text: t("supp.internal", { groups: entry.internal_for_groups.join(", ") }) }))
+            : null,
+        ),
+        h("td", { class: "reply", text: entry.reason }),
+        h("td", { class: "nowrap", text: when(entry.since) }),
+        h(
+          "td",
+          {},
+          entry.source_delivery_id
+            ? h("a", { href: `#/deliveries?recipient=${enc(entry.address)}`, text: t("supp.source.delivery", { id: entry.source_delivery_id }) })
+            : t("supp.source.manual", { actor: entry.created_by }),
+        ),
+        h(
+          "td",
+          { class: "row-actions" },
+          canAdmin()
+            ? h("button", {
+                type: "button",
+                class: "small danger",
+                "data-remove": entry.address,
+                "aria-label": t("supp.remove.label", { address: entry.address }),
+                text: t("supp.remove"),
+                on: { click: () => remove(entry) },
+              })
+            : null,
+        ),
+      ),
+    );
+    const pagerLink = (value) => {
+      const next = new URLSearchParams();
+      if (search) next.set("search", search);
+      next.set("offset", String(value));
+      return `#/suppressions?${next}`;
+    };
+    mount(
+      title,
+      h("p", { class: "muted", text: t("supp.intro") }),
+      internal.length
+        ? h(
+            "div",
+            { class: "notice error warning-strong", id: "internal-warning", role: "alert" },
+            h("strong", { text: t("supp.internal.warning", { n: internal.length }) }),
+            h("ul", {}, internal.map((entry) => h("li", { text: `${entry.address} – ${t("supp.internal", { groups: entry.internal_for_groups.join(", ") })}` }))),
+          )
+        : null,
+      outcome,
+      searchForm,
+      h("p", { class: "muted", id: "suppression-count", text: t("supp.count", { n: page.total }) }),
+      rows.length
+        ? h(
+            "section",
+            { class: "card" },
+            h("h2", { class: "visually-hidden", text: t("supp.title") }),
+            h(
+              "table",
+              { class: "list", id: "suppressions" },
+              h("thead", {}, h("tr", {}, ["supp.address", "supp.reason", "supp.since", "supp.source", "deliveries.actions"].map((key) => h("th", { scope: "col", text: t(key) })))),
+              h("tbody", {}, rows),
+            ),
+          )
+        : h("p", { class: "muted", id: "suppressions-empty", text: t(search ? "supp.nomatch" : "supp.empty") }),
+      h(
+        "nav",
+        { class: "pager" },
+        offset > 0 ? h("a", { href: pagerLink(Math.max(0, offset - PAGE_SIZE)), text: t("deliveries.newer") }) : null,
+        offset + page.items.length < page.total ? h("a", { href: pagerLink(offset + PAGE_SIZE), text: t("deliveries.older") }) : null,
+      ),
+      canAdmin() ? addSuppressionForm(params) : null,
+    );
+
+    async function remove(entry) {
+      const ok = await confirmDialog({
+        id: "remove-dialog",
+        title: t("supp.remove.title"),
+        text: t("supp.remove.text", { address: entry.address }),
+        confirm: t("supp.remove.confirm"),
+      });
+      if (!ok) return;
+      const answer = await call("DELETE", `/v1/suppressions/${enc(entry.address)}`);
+      if (!answer.ok) {
+        outcome.replaceChildren(errorBox(answer));
+        return;
+      }
+      suppressionsPage(params, t("supp.removed", { address: entry.address }));
+    }
+  }
+
+  function addSuppressionForm(params) {
+    const address = simpleField("address", t("supp.address"), "input", { type: "email", autocomplete: "off", placeholder: "name@example.com" });
+    const reason = simpleField("reason", t("supp.reason"), "input", { type: "text", autocomplete: "off" });
+    const general = h("div", { class: "notice error", hidden: true, role: "alert" });
+    const form = h(
+      "form",
+      { class: "card", id: "add-suppression", novalidate: true, on: { submit: add } },
+      h("h2", { text: t("supp.add") }),
+      h("div", { class: "row" }, address.node, reason.node),
+      general,
+      h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", text: t("supp.add.submit") })),
+    );
+    return form;
+
+    async function add(event) {
+      event.preventDefault();
+      clearFieldErrors(form);
+      general.hidden = true;
+      const body = { address: address.input.value.trim(), reason: reason.input.value.trim() };
+      const ok = await confirmDialog({
+        id: "add-dialog",
+        title: t("supp.add.title"),
+        text: t("supp.add.text", { address: body.address || "?", reason: body.reason || "?" }),
+        confirm: t("supp.add.confirm"),
+        danger: true,
+      });
+      if (!ok) return;
+      const result = await call("POST", "/v1/suppressions", body);
+      if (result.ok) {
+        suppressionsPage(params, t("supp.added", { address: result.data.address }));
+      } else if (result.status === 422 && Array.isArray(result.data.detail)) {
+        const rest = placeErrors(form, result.data.detail);
+        if (rest.length) showGeneral(general, rest);
+      } else {
+        general.hidden = false;
+        general.textContent = problemText(result.data);
+      }
+    }
+  }
+
+  // Relays ---------------------------------------------------------------------
+
+  function routeLabel(match) {
+    let found = /^sender domain (.+)$/.exec(match);
+    if (found) return t("relays.route.domain", { value: found[1] });
+    found = /^group (.+)$/.exec(match);
+    if (found) return t("relays.route.group", { value: found[1] });
+    return match;
+  }
+
+  async function relaysPage() {
+    const mine = ticket();
+    const result = await call("GET", "/v1/relays");
+    if (mine !== state.ticket) return;
+    const title = h("h1", { text: t("relays.title") });
+    if (!result.ok) {
+      mount(title, errorBox(result));
+      return;
+    }
+    const data = result.data;
+    const rows = data.relays.map((relay) => {
+      const outcome = h("div", { class: "check-result", "data-check-result": relay.name, role: "status" });
+      const button = canAdmin()
+        ? h("button", {
+            type: "button",
+            class: "small",
+            "data-check": relay.name,
+            "aria-label": t("relays.check.label", { name: relay.name }),
+            text: t("relays.check"),
+            on: { click: () => check(relay, button, outcome) },
+          })
+        : null;
+      return h(
+        "tr",
+        { "data-relay-row": relay.name },
+        h("th", { scope: "row" }, h("code", { text: relay.name })),
+        h("td", { class: "nowrap" }, h("code", { text: `${relay.host}:${relay.port}` })),
+        h("td", { text: named("security", relay.security) }),
+        h("td", { text: relay.authenticates ? t("yes") : t("no") }),
+        h("td", {}, h("span", { class: `badge breaker-${relay.breaker}`, "data-breaker": relay.breaker, title: namedHint("breaker", relay.breaker), text: named("breaker", relay.breaker) })),
+        h("td", { class: "row-actions" }, button, outcome),
+      );
+    });
+    const routeRows = [
+      ...data.routes.map((route) => [routeLabel(route.match), route.relays]),
+      [t("relays.default"), data.default],
+    ].map(([condition, relays]) => h("tr", {}, h("td", { text: condition }), h("td", {}, h("code", { text: relays.join(" → ") }))));
+    mount(
+      title,
+      h("p", { class: "muted", text: t("relays.intro") }),
+      data.from_file ? null : h("p", { class: "notice", id: "relays-single", text: t("relays.single") }),
+      h(
+        "section",
+        { class: "card", id: "relays" },
+        h("h2", { text: t("relays.title") }),
+        h(
+          "table",
+          { class: "list" },
+          h("thead", {}, h("tr", {}, ["relays.name", "relays.address", "relays.security", "relays.auth", "relays.state", "relays.result"].map((key) => h("th", { scope: "col", text: t(key) })))),
+          h("tbody", {}, rows),
+        ),
+      ),
+      h(
+        "section",
+        { class: "card", id: "routes" },
+        h("h2", { text: t("relays.routes") }),
+        h(
+          "table",
+          { class: "list" },
+          h("thead", {}, h("tr", {}, h("th", { scope: "col", text: t("relays.match") }), h("th", { scope: "col", text: t("relays.order") }))),
+          h("tbody", {}, routeRows),
+        ),
+      ),
+    );
+
+    async function check(relay, button, outcome) {
+      button.disabled = true;
+      outcome.replaceChildren(h("span", { class: "muted", text: t("relays.checking") }));
+      const answer = await call("POST", `/v1/relays/${enc(relay.name)}/check`, {});
+      button.disabled = false;
+      if (!answer.ok) {
+        outcome.replaceChildren(errorBox(answer));
+        return;
+      }
+      const r = answer.data;
+      outcome.dataset.ok = String(r.ok);
+      outcome.replaceChildren(
+        ...[
+          h("p", { class: r.ok ? "status-saved" : "status-error", text: t(r.ok ? "relays.ok" : "relays.failed", { ms: r.milliseconds }) }),
+          r.steps.length ? h("ol", { class: "steps small-text" }, r.steps.map((step) => h("li", { text: step }))) : null,
+          r.problem ? h("p", { class: "problem", text: r.problem }) : null,
+        ].filter(Boolean),
+      );
     }
   }
 
@@ -1700,7 +2758,36 @@
     });
   }
   document.getElementById("sign-out").addEventListener("click", signOut);
-  window.addEventListener("hashchange", route);
+  document.getElementById("menu-toggle").addEventListener("click", (event) => {
+    const open = event.currentTarget.getAttribute("aria-expanded") !== "true";
+    showMenu(open);
+    if (open) document.querySelector("#nav a").focus();
+  });
+  document.getElementById("nav").addEventListener("click", (event) => {
+    if (event.target.closest("a")) showMenu(false);
+  });
+  document.addEventListener("keydown", (event) => {
+    const toggle = document.getElementById("menu-toggle");
+    if (event.key === "Escape" && toggle.getAttribute("aria-expanded") === "true") {
+      showMenu(false);
+      toggle.focus();
+    }
+  });
+  document.addEventListener("click", (event) => {
+    if (!event.target.closest(".topbar")) showMenu(false);
+  });
+  document.getElementById("skip").addEventListener("click", (event) => {
+    // The hash is the router's; the link only moves the focus.
+    event.preventDefault();
+    app.focus();
+  });
+  window.addEventListener("hashchange", hashChanged);
+  window.addEventListener("beforeunload", (event) => {
+    if (state.editor && isDirty(state.editor)) {
+      event.preventDefault();
+      event.returnValue = "";
+    }
+  });
 
   (async function start() {
     const result = await call("GET", "/ui/session", undefined, { signIn: true });
