@@ -50,7 +50,10 @@ class CustomerGroup(Base):
     __tablename__ = "customer_groups"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Stored as typed; unique, and looked up, regardless of case (code_folded,
+    # ``dispatcher.domain.fields.fold_group_code``): DEMO, Demo and demo are one group.
     code: Mapped[str] = mapped_column(String(64), unique=True)
+    code_folded: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     current_version_id: Mapped[int | None] = mapped_column(

@@ -23,7 +23,7 @@ from config_store.document import (
     validate_document,
 )
 from config_store.models import CustomerGroup, SettingsText, SettingsVersion
-from dispatcher.domain.fields import check_group_code
+from dispatcher.domain.fields import check_group_code, fold_group_code
 from dispatcher.domain.group_settings import GroupSettings
 from dispatcher.domain.textsafety import single_line_problem
 from dispatcher.errors import (
@@ -127,11 +127,15 @@ class SettingsRepository:
         except ValueError as exc:
             raise DispatcherError(str(exc)) from None
         check_group_name(name)
+        folded = fold_group_code(code)
         try:
             with session_scope(self.engine) as session:
-                if session.scalar(select(CustomerGroup.id).where(CustomerGroup.code == code)):
-                    raise GroupExists(code)
-                group = CustomerGroup(code=code, name=name)
+                existing = session.scalar(
+                    select(CustomerGroup.code).where(CustomerGroup.code_folded == folded)
+                )
+                if existing is not None:
+                    raise GroupExists(existing)
+                group = CustomerGroup(code=code, code_folded=folded, name=name)
                 session.add(group)
                 session.flush()
                 return _group_info(group, None)
@@ -184,11 +188,11 @@ class SettingsRepository:
             current = group.current_version
             current_number = current.number if current else None
             if expected_version is not None and expected_version != current_number:
-                raise VersionConflict(code, expected_version, current_number)
+                raise VersionConflict(group.code, expected_version, current_number)
             old = _document_of(current) if current else None
             changes = changed_fields(old, new)
             if current is not None and not changes:
-                return SaveResult(_version_info(code, current, True), created=False)
+                return SaveResult(_version_info(group.code, current, True), created=False)
             number = (
                 session.scalar(
                     select(func.max(SettingsVersion.number)).where(
@@ -201,7 +205,7 @@ class SettingsRepository:
             session.add(version)
             session.flush()
             group.current_version_id = version.id
-            return SaveResult(_version_info(code, version, True), created=True)
+            return SaveResult(_version_info(group.code, version, True), created=True)
 
     def document(self, code: str, version: int | None = None) -> dict[str, Any]:
         """The saved document (current or version N) in canonical form."""
@@ -216,7 +220,9 @@ class SettingsRepository:
                 .where(SettingsVersion.group_id == group.id)
                 .order_by(SettingsVersion.number.desc())
             ).all()
-            return [_version_info(code, v, v.id == group.current_version_id) for v in versions]
+            return [
+                _version_info(group.code, v, v.id == group.current_version_id) for v in versions
+            ]
 
     def rollback(self, code: str, number: int, actor: str) -> SaveResult:
         """Save a new version whose content equals version ``number``."""
@@ -234,46 +240,53 @@ class SettingsRepository:
         asking the database at all: workers trade that many seconds of delay
         in seeing a new version for no settings query per event.
         """
+        key = fold_group_code(code)
         if max_age > 0:
-            checked = self._checked.get(code)
-            cached = self._snapshots.get(code)
+            checked = self._checked.get(key)
+            cached = self._snapshots.get(key)
             if checked is not None and cached and time.monotonic() - checked < max_age:
                 return cached[1]
         with session_scope(self.engine) as session:
             row = session.execute(
-                select(CustomerGroup.name, CustomerGroup.current_version_id).where(
-                    CustomerGroup.code == code
-                )
+                select(
+                    CustomerGroup.code, CustomerGroup.name, CustomerGroup.current_version_id
+                ).where(CustomerGroup.code_folded == key)
             ).first()
             if row is None:
                 raise UnknownGroup(code)
-            name, version_id = row
+            stored_code, name, version_id = row
             if version_id is None:
-                raise NoSettings(code)
-            cached = self._snapshots.get(code)
-            self._checked[code] = time.monotonic()
-            if cached and cached[0] == version_id and cached[1].group_name == name:
+                raise NoSettings(stored_code)
+            cached = self._snapshots.get(key)
+            self._checked[key] = time.monotonic()
+            if (
+                cached
+                and cached[0] == version_id
+                and cached[1].group_name == name
+                and cached[1].group_code == stored_code
+            ):
                 return cached[1]
             version = session.get(
                 SettingsVersion, version_id, options=[selectinload(SettingsVersion.texts)]
             )
             assert version is not None
-            settings = _snapshot_of(version, code, name)
+            settings = _snapshot_of(version, stored_code, name)
         with self._lock:
-            self._snapshots[code] = (version_id, settings)
-            self._versions[(code, version.number)] = settings
+            self._snapshots[key] = (version_id, settings)
+            self._versions[(key, version.number)] = settings
         return settings
 
     def snapshot_version(self, code: str, number: int) -> GroupSettings:
         """The effective settings of one saved version; versions never change."""
-        cached = self._versions.get((code, number))
+        key = fold_group_code(code)
+        cached = self._versions.get((key, number))
         if cached is not None:
             return cached
         with session_scope(self.engine) as session:
             version = _load_version(session, code, number)
-            settings = _snapshot_of(version, code, version.group.name)
+            settings = _snapshot_of(version, version.group.code, version.group.name)
         with self._lock:
-            self._versions[(code, number)] = settings
+            self._versions[(key, number)] = settings
         return settings
 
 
@@ -283,7 +296,7 @@ def _snapshot_of(version: SettingsVersion, code: str, name: str) -> GroupSetting
 
 
 def _load_group(session: Session, code: str, *, for_update: bool = False) -> CustomerGroup:
-    query = select(CustomerGroup).where(CustomerGroup.code == code)
+    query = select(CustomerGroup).where(CustomerGroup.code_folded == fold_group_code(code))
     if for_update:
         query = query.with_for_update()
     group = session.scalar(query)
@@ -296,7 +309,7 @@ def _load_version(session: Session, code: str, number: int | None) -> SettingsVe
     group = _load_group(session, code)
     if number is None:
         if group.current_version is None:
-            raise NoSettings(code)
+            raise NoSettings(group.code)
         return group.current_version
     version = session.scalar(
         select(SettingsVersion).where(
@@ -307,7 +320,7 @@ def _load_version(session: Session, code: str, number: int | None) -> SettingsVe
         latest = session.scalar(
             select(func.max(SettingsVersion.number)).where(SettingsVersion.group_id == group.id)
         )
-        raise UnknownVersion(code, number, latest)
+        raise UnknownVersion(group.code, number, latest)
     return version
 
 

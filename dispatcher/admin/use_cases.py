@@ -181,7 +181,8 @@ class Admin:
         diff: dict[str, Any] = {"version": version.number, "changes": _change_list(changes)}
         if version.restored_from is not None:
             diff["restored_from"] = version.restored_from
-        self.access.record(actor, action, code, diff)
+        # The group's code as stored: audit entries name it so, whatever case was typed.
+        self.access.record(actor, action, version.group_code, diff)
         return SaveOutcome(result, changes)
 
     def _changes_of(self, code: str, number: int, cache: dict[int, dict[str, Any]]) -> list[Change]:
@@ -231,7 +232,7 @@ class Admin:
                         for e in exc.errors
                     ]
                 ) from None
-            settings = effective_settings(document, code, group.name, None)
+            settings = effective_settings(document, group.code, group.name, None)
         try:
             result = preview(settings, kind, locale, event)
         except InvalidEvent as exc:
@@ -264,12 +265,12 @@ class Admin:
             raise InvalidRequest(errors)
         group = self.settings.get_group(code)
         if group.current_version is None:
-            raise NoSettings(code)
-        event_id = self.pipeline.enqueue_test_send(code, kind.name, address, locale, actor)
+            raise NoSettings(group.code)
+        event_id = self.pipeline.enqueue_test_send(group.code, kind.name, address, locale, actor)
         self.access.record(
             actor,
             "test_send",
-            code,
+            group.code,
             {"kind": kind.name, "address": address, "locale": locale, "event_id": event_id},
         )
         return event_id

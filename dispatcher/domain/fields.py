@@ -26,6 +26,14 @@ def check_group_code(code: str) -> str:
     return code
 
 
+def fold_group_code(code: str) -> str:
+    """The form in which group codes are compared: ``RETAIL`` is ``retail``.
+
+    Codes are ASCII, so this equals SQL's ``lower()`` (migration 0005).
+    """
+    return code.casefold()
+
+
 def _single_line(value: str) -> str:
     problem = single_line_problem(value)
     if problem:
