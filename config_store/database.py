@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
+    DisconnectionError,
     InterfaceError,
     OperationalError,
     SQLAlchemyError,
@@ -37,6 +39,7 @@ _ENGINES: dict[str, Engine] = {}
 _SCHEMA_CHECKED: set[str] = set()
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_MS = 30_000
+IDLE_PING_SECONDS = 10.0
 
 
 def _forget_engines_after_fork() -> None:
@@ -68,10 +71,42 @@ def make_engine(url: str) -> Engine:
         ) from None
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+    kwargs: dict[str, Any] = {"pool_size": 5, "max_overflow": 5}
     if parsed.get_backend_name() == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": 10}
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Check a pooled connection before use only when it sat idle for a while.
+
+    SQLAlchemy's ``pool_pre_ping`` asks the server on every checkout: one
+    more round trip for every transaction on the hot path. A connection in
+    steady use is known to be alive; one idle for longer than
+    ``IDLE_PING_SECONDS`` may have been cut by a database restart or a
+    firewall, so it is asked first and replaced if it does not answer. A
+    connection that breaks in use is still handled: the error invalidates the
+    pool and the work is retried (``StoreUnavailable``).
+    """
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        now = time.monotonic()
+        last = record.info.get("used_at")
+        record.info["used_at"] = now
+        if last is None or now - last < IDLE_PING_SECONDS:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+        except Exception as exc:
+            # The pool retries the checkout with a fresh connection.
+            raise DisconnectionError(f"an idle connection did not answer: {exc}") from exc
 
 
 def _sqlite_engine(url: str) -> Engine:

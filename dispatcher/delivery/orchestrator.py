@@ -24,7 +24,6 @@ from dispatcher.delivery.limits import Limits
 from dispatcher.delivery.record import DeliveryRecords
 from dispatcher.delivery.replay import DeadLetters
 from dispatcher.delivery.retry import RetryPolicy, after_failure
-from dispatcher.delivery.suppressions import SuppressionList
 from dispatcher.delivery.sweep import sweep
 from dispatcher.delivery.views import (
     Accepted,
@@ -163,7 +162,6 @@ class Dispatcher:
         clock: Callable[[], datetime] = utcnow,
         jitter: Callable[[], float] = random.random,
         limits: Limits | None = None,
-        suppressions: SuppressionList | None = None,
         marks: AcceptanceMarks | None = None,
         dkim: DkimKeys | None = None,
     ) -> None:
@@ -177,7 +175,6 @@ class Dispatcher:
         self.retry_policy = RetryPolicy(
             config.retry_base_seconds, config.retry_max_seconds, config.retry_max_attempts
         )
-        self.suppressions = suppressions
         self.marks = marks
         self.dkim = dkim
         self.webhook_targets = endpoints(config)
@@ -406,10 +403,9 @@ class Dispatcher:
         items = list(claimed)
         outcomes = _Outcomes() if pending is None else pending
         follow_ups: list[FollowUp] = []
-        suppressed = self._suppressed(items)
         taken = self._taken_before(items)
         for item in items:
-            result = taken.get(item.delivery.id) or self._attempt(item, event, settings, suppressed)
+            result = taken.get(item.delivery.id) or self._attempt(item, event, settings)
             outcomes.add(result, self._webhooks_for(item.delivery, result))
             _count(item.delivery, result, published_at)
             if result.status in RETRY_STATUSES and result.next_attempt_at:
@@ -443,14 +439,6 @@ class Dispatcher:
             )
             for delivery_id, mark in found.items()
         }
-
-    def _suppressed(self, items: Sequence[Claimed]) -> dict[str, str]:
-        """The suppression list's reasons for the recipients of ``items`` (one query)."""
-        if self.suppressions is None:
-            return {}
-        return self.suppressions.reasons(
-            item.delivery.recipient for item in items if not item.delivery.ignore_suppression
-        )
 
     def _webhooks_for(self, delivery: DeliveryView, result: AttemptResult) -> list[OutboxRow]:
         kind = WEBHOOK_FOR_STATUS.get(result.status)
@@ -502,7 +490,6 @@ class Dispatcher:
         item: Claimed,
         event: Event | None,
         settings: GroupSettings | None,
-        suppressed: Mapping[str, str],
     ) -> AttemptResult:
         delivery = item.delivery
         now = self.clock()
@@ -513,8 +500,8 @@ class Dispatcher:
             "kind": delivery.kind,
             "attempt": delivery.attempts,
         }
-        reason = suppressed.get(delivery.recipient.lower())
-        if reason is not None and not delivery.ignore_suppression:
+        reason = item.suppressed
+        if reason is not None:
             metrics.SUPPRESSED.labels(kind=delivery.kind, reason="suppression_list").inc()
             logs.step(log, logging.WARNING, "delivery suppressed", **fields, reason="list")
             return AttemptResult(

@@ -32,7 +32,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from config_store.database import connection_scope, session_scope
-from dispatcher.delivery.models import Delivery, EventRecord, RejectedMessage, WebhookMessage
+from dispatcher.delivery.models import (
+    Delivery,
+    EventRecord,
+    RejectedMessage,
+    Suppression,
+    WebhookMessage,
+)
 from dispatcher.delivery.views import (
     Accepted,
     AcceptRequest,
@@ -145,6 +151,31 @@ def _event_view(row: EventRecord) -> EventView:
     )
 
 
+def _suppression_reasons(connection: Any, views: Sequence[DeliveryView]) -> dict[str, str]:
+    """The suppression list's reasons for these deliveries' addresses: one indexed query.
+
+    Asked inside the transaction that claims the deliveries, so that checking
+    the list costs no transaction of its own on the path every e-mail takes.
+    """
+    wanted = sorted({v.recipient.lower() for v in views if not v.ignore_suppression})
+    if not wanted:
+        return {}
+    rows = connection.execute(
+        select(Suppression.address, Suppression.reason).where(Suppression.address.in_(wanted))
+    ).all()
+    return {str(address): str(reason) for address, reason in rows}
+
+
+def _held(view: DeliveryView, reasons: Mapping[str, str]) -> str | None:
+    return None if view.ignore_suppression else reasons.get(view.recipient.lower())
+
+
+def _claimed(
+    views: Sequence[DeliveryView], payload: Mapping[str, Any], reasons: Mapping[str, str]
+) -> tuple[Claimed, ...]:
+    return tuple(Claimed(v, payload, _held(v, reasons)) for v in views)
+
+
 def clip(text: str | None, limit: int = MAX_TEXT) -> str | None:
     if text is None:
         return None
@@ -217,7 +248,8 @@ class DeliveryRecords:
                 [_delivery_row(event_pk, request, item, now) for item in planned],
             ).all()
             views = tuple(sorted((view_of(r) for r in rows), key=lambda v: v.id))
-            return Accepted(views, tuple(Claimed(v, payload) for v in views), new=True)
+            held = _suppression_reasons(connection, views)
+            return Accepted(views, _claimed(views, payload, held), new=True)
 
     def record_accepted_many(self, items: Sequence[AcceptRequest], now: datetime) -> list[Accepted]:
         """Record many events and claim their deliveries in one transaction.
@@ -251,6 +283,7 @@ class DeliveryRecords:
                 if event_id in inserted
                 for planned in item.planned
             ]
+            held: dict[str, str] = {}
             if new_rows:
                 for row in connection.execute(
                     self._insert(deliveries)
@@ -259,6 +292,9 @@ class DeliveryRecords:
                     new_rows,
                 ).all():
                     claimed.setdefault(row.event_id, []).append(view_of(row))
+                held = _suppression_reasons(
+                    connection, [v for views in claimed.values() for v in views]
+                )
         result: list[Accepted] = []
         for item in items:
             event_id = item.payload["event_id"]
@@ -279,7 +315,7 @@ class DeliveryRecords:
                 )
                 continue
             views = tuple(sorted(claimed.get(event_id, []), key=lambda v: v.id))
-            result.append(Accepted(views, tuple(Claimed(v, item.payload) for v in views), True))
+            result.append(Accepted(views, _claimed(views, item.payload, held), True))
         return result
 
     def recorded_events(self, event_ids: Sequence[str]) -> set[str]:
@@ -402,7 +438,9 @@ class DeliveryRecords:
                 .where(Delivery.id.in_(claimed_ids))
                 .order_by(Delivery.id)
             ).all()
-            return [Claimed(_view(row), payload) for row, payload in rows]
+            views = [(_view(row), payload) for row, payload in rows]
+            held = _suppression_reasons(session.connection(), [v for v, _ in views])
+            return [Claimed(v, payload, _held(v, held)) for v, payload in views]
 
     def finish(
         self,

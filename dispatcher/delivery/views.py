@@ -92,10 +92,15 @@ class NewDelivery:
 
 @dataclass(frozen=True)
 class Claimed:
-    """A delivery this worker now owns, with the event it renders from."""
+    """A delivery this worker now owns, with the event it renders from.
+
+    ``suppressed`` is the suppression list's reason for its address, read in
+    the same transaction that claimed it (None: not suppressed).
+    """
 
     delivery: DeliveryView
     payload: Mapping[str, Any]
+    suppressed: str | None = None
 
 
 @dataclass(frozen=True)

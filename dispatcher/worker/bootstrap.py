@@ -30,7 +30,6 @@ from dispatcher.delivery.limits import limits_from_settings
 from dispatcher.delivery.orchestrator import Dispatcher
 from dispatcher.delivery.record import DeliveryRecords
 from dispatcher.delivery.sending import dkim_keys, mail_sender, relay_source
-from dispatcher.delivery.suppressions import SuppressionList
 from dispatcher.delivery.webhooks import WebhookOutbox, WebhookSender
 from dispatcher.mail.dkim import DkimKeyError
 from dispatcher.ops.logs import use_json
@@ -62,7 +61,6 @@ def service() -> Dispatcher:
             mail_sender(config),
             config,
             limits=limits_from_settings(config),
-            suppressions=SuppressionList(engine),
             marks=_marks(config),
             dkim=dkim_keys(config),
         )
