@@ -34,7 +34,7 @@ from dispatcher.admin.relays import UnknownRelay
 from dispatcher.api import routes, schemas, ui
 from dispatcher.api.auth import AuthProblem, SessionSigner
 from dispatcher.api.config import ApiSettings
-from dispatcher.api.routes.common import MAX_BODY_BYTES
+from dispatcher.api.routes.common import MAX_BODY_BYTES, language_of
 from dispatcher.api.runtime import Runtime
 from dispatcher.delivery.suppressions import NotSuppressed
 from dispatcher.domain.events import Event as AnyEvent
@@ -52,6 +52,7 @@ from dispatcher.errors import (
     UnknownVersion,
     VersionConflict,
 )
+from dispatcher.i18n import translate
 from dispatcher.settings import Settings, get_settings
 from dispatcher.smtp.mailbox import NoMailbox, UnknownMessage
 
@@ -115,63 +116,87 @@ def _clip(text: str, limit: int) -> str:
 
 
 def problem_list(
-    problems: Sequence[tuple[str, str]], total: int | None = None
+    problems: Sequence[tuple[str, str]], total: int | None = None, language: str = "en"
 ) -> list[dict[str, str]]:
     """The ``detail`` of a 422: the first ``MAX_PROBLEMS`` problems, then how many more.
 
     ``total`` counts every problem when only the first few were converted.
+    Messages are translated into ``language`` (``dispatcher.i18n``); paths
+    name fields and stay as they are.
     """
     shown = [
-        {"path": _clip(path, MAX_PATH_CHARS), "message": _clip(message, MAX_MESSAGE_CHARS)}
+        {
+            "path": _clip(path, MAX_PATH_CHARS),
+            "message": _clip(translate(message, language), MAX_MESSAGE_CHARS),
+        }
         for path, message in problems[:MAX_PROBLEMS]
     ]
     more = (len(problems) if total is None else total) - len(shown)
     if more > 0:
-        shown.append(
-            {"path": "", "message": f"and {more} more problems not listed; fix these first"}
-        )
+        message = f"and {more} more problems not listed; fix these first"
+        shown.append({"path": "", "message": translate(message, language)})
     return shown
 
 
+def _translated_detail(detail: Any, language: str) -> Any:
+    """An HTTPException's detail (a text or a problem list) in ``language``."""
+    if isinstance(detail, str):
+        return translate(detail, language)
+    if isinstance(detail, list) and all(
+        isinstance(item, dict) and isinstance(item.get("message"), str) for item in detail
+    ):
+        return [{**item, "message": translate(item["message"], language)} for item in detail]
+    return detail
+
+
 def _install_error_handlers(app: FastAPI) -> None:
-    async def invalid_input(_: Request, exc: Exception) -> Response:
+    # Every answer's text is in the language the request asked for
+    # (Accept-Language; English by default): dispatcher.i18n.
+    async def invalid_input(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, InvalidInput)
         first = [(e.path, e.message) for e in exc.errors[:MAX_PROBLEMS]]
-        detail = problem_list(first, len(exc.errors))
+        detail = problem_list(first, len(exc.errors), language_of(request))
         return JSONResponse({"detail": detail}, status_code=422)
 
-    async def dispatcher_error(_: Request, exc: Exception) -> Response:
+    async def dispatcher_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DispatcherError)
-        return JSONResponse({"detail": _clip(str(exc), 2000)}, status_code=_status_of(exc))
+        detail = _clip(translate(str(exc), language_of(request)), 2000)
+        return JSONResponse({"detail": detail}, status_code=_status_of(exc))
 
-    async def auth_problem(_: Request, exc: Exception) -> Response:
+    async def auth_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AuthProblem)
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+        detail = translate(exc.detail, language_of(request))
+        return JSONResponse({"detail": detail}, status_code=exc.status, headers=exc.headers)
 
-    async def request_invalid(_: Request, exc: Exception) -> Response:
+    async def request_invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = exc.errors()
         first = [_request_problem(error) for error in errors[:MAX_PROBLEMS]]
-        detail = problem_list(first, len(errors))
+        detail = problem_list(first, len(errors), language_of(request))
         return JSONResponse({"detail": detail}, status_code=422)
 
     async def http_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        language = language_of(request)
         if exc.status_code == 400:
             # FastAPI's only 400: a body it could not decode (not UTF-8, say).
             # Bodies the routes read themselves answer 422 then; so do these.
-            detail = [{"path": "", "message": "the body is not UTF-8 JSON; send a JSON document"}]
-            return JSONResponse({"detail": detail}, status_code=422)
+            message = translate("the body is not UTF-8 JSON; send a JSON document", language)
+            return JSONResponse({"detail": [{"path": "", "message": message}]}, status_code=422)
         if exc.status_code == 405:
             # Starlette names only the methods of the first route on the path,
             # but GET and POST of one path are separate routes here.
             allowed = ", ".join(_allowed_methods(request))
+            message = f"{request.method} is not allowed here; use {allowed}"
             return JSONResponse(
-                {"detail": f"{request.method} is not allowed here; use {allowed}"},
+                {"detail": translate(message, language)},
                 status_code=405,
                 headers={"Allow": allowed},
             )
-        return await http_exception_handler(request, exc)
+        detail = _translated_detail(exc.detail, language)
+        return await http_exception_handler(
+            request, DetailedHTTPException(exc.status_code, detail, exc.headers)
+        )
 
     app.add_exception_handler(InvalidInput, invalid_input)
     app.add_exception_handler(DispatcherError, dispatcher_error)
@@ -335,7 +360,9 @@ class BodyLimits:
         if length is not None and (not length.isdigit() or int(length) > limit):
             exc = _too_large(limit)
             response = JSONResponse(
-                {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+                {"detail": translate(exc.detail, language_of(scope))},
+                status_code=exc.status_code,
+                headers=exc.headers,
             )
             await response(scope, receive, send)
             return

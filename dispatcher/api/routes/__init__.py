@@ -11,6 +11,7 @@ from dispatcher.api.routes import (
     feedback,
     groups,
     health,
+    labels,
     mailbox,
     relays,
     settings,
@@ -30,6 +31,7 @@ for _module in (
     relays,
     audit,
     mailbox,
+    labels,
 ):
     router.routes.extend(_module.router.routes)
 

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
 from pydantic import AfterValidator
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from config_store.document import load, nesting_message, structure_problem
 from dispatcher.admin.access import ADMIN, PUBLISH, READ
@@ -16,6 +18,7 @@ from dispatcher.api.auth import Principal
 from dispatcher.api.runtime import requires
 from dispatcher.domain.fields import GROUP_CODE_PATTERN, check_group_code
 from dispatcher.errors import DispatcherError, FieldError
+from dispatcher.i18n import negotiate
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_INT = schemas.MAX_INT
@@ -24,6 +27,15 @@ Reader = Annotated[Principal, Depends(requires(READ))]
 Administrator = Annotated[Principal, Depends(requires(ADMIN))]
 Publisher = Annotated[Principal, Depends(requires(PUBLISH))]
 AnyToken = Annotated[Principal, Depends(requires(None))]
+
+
+def language_of(request: Request | Scope) -> str:
+    """The language a person reading the answer asked for (``Accept-Language``).
+
+    ``de`` when the header prefers German, else ``en`` (dispatcher.i18n.negotiate).
+    """
+    headers = request.headers if isinstance(request, Request) else Headers(scope=request)
+    return negotiate(headers.get("accept-language"))
 
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -10,12 +10,21 @@ from pydantic import AfterValidator
 
 from dispatcher.admin.use_cases import InvalidRequest
 from dispatcher.api import schemas
-from dispatcher.api.routes.common import AUTH, Administrator, Offset, Reader, no_nul, problems
+from dispatcher.api.routes.common import (
+    AUTH,
+    Administrator,
+    Offset,
+    Reader,
+    language_of,
+    no_nul,
+    problems,
+)
 from dispatcher.api.runtime import runtime_of
 from dispatcher.delivery.views import DeliveryFilter, DeliveryView
 from dispatcher.domain.kinds import lookup_kind
 from dispatcher.domain.statuses import STATUSES, DeliveryStatus
 from dispatcher.errors import DispatcherError, FieldError
+from dispatcher.i18n import translate
 
 router = APIRouter()
 
@@ -105,6 +114,7 @@ def dead_letters(
 ) -> schemas.DeadLetters:
     """Dead deliveries and failed events (both replayable), and rejected messages."""
     records = runtime_of(request).admin().records
+    language = language_of(request)
     return schemas.DeadLetters(
         deliveries=records.deliveries(DeliveryFilter(status=DeliveryStatus.DEAD, limit=limit)),
         events=[
@@ -113,13 +123,17 @@ def dead_letters(
                 type=e.type,
                 group=e.customer_group,
                 received_at=e.received_at,
-                reason=e.reason,
+                # A reason is one line for a person, in the language asked for.
+                reason=translate(e.reason, language) if e.reason else e.reason,
             )
             for e in records.failed_events(limit=limit)
         ],
         rejected=[
             schemas.RejectedMessage(
-                id=r.id, received_at=r.received_at, event_id=r.event_id, reason=r.reason
+                id=r.id,
+                received_at=r.received_at,
+                event_id=r.event_id,
+                reason=translate(r.reason, language),
             )
             for r in records.rejected(limit=limit)
         ],

@@ -21,6 +21,7 @@ from dispatcher.api.routes.common import (
     GroupCode,
     Offset,
     Reader,
+    language_of,
     problems,
     read_body,
 )
@@ -28,6 +29,7 @@ from dispatcher.api.runtime import runtime_of
 from dispatcher.domain.group_settings import effective_view
 from dispatcher.domain.locales import locale_problem
 from dispatcher.errors import FieldError, NoSettings
+from dispatcher.i18n import translate
 
 router = APIRouter()
 
@@ -246,7 +248,10 @@ def preview(
         sources=schemas.PreviewSources(
             subject=result.text.subject_source, body=result.text.body_source
         ),
-        set_aside=[schemas.FieldProblem(path=e.path, message=e.message) for e in outcome.set_aside],
+        set_aside=[
+            schemas.FieldProblem(path=e.path, message=translate(e.message, language_of(request)))
+            for e in outcome.set_aside
+        ],
     )
 
 
