@@ -1125,7 +1125,7 @@
       h("div", { id: "inbox-warning" }),
       tablist,
     );
-    const readonly = canAdmin() ? null : h("p", { class: "notice", text: t("readonly") });
+    const readonly = canAdmin() ? null : h("p", { class: "notice", id: "readonly", text: t("readonly") });
     let content;
     if (tab === "history") content = await historyTab(code, mine);
     else if (tab === "test") content = testTab(code);
