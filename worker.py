@@ -6,10 +6,12 @@ must be known before any metric is created, so it is chosen here, first.
 
 import os
 import sys
-import tempfile
+
+from dispatcher.ops import metrics_dirs
 
 if "worker" in sys.argv[1:] and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dispatcher-metrics-")
+    # Removed when the worker stops; one of a killed worker is swept here.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dirs.claim())
     os.environ["DISPATCHER_OWN_METRICS_DIR"] = "1"
 
 from dispatcher.worker.bootstrap import app

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from config_store.database import first_line, get_engine, require_schema
 from dispatcher.admin.pipeline import CeleryPipeline
 from dispatcher.admin.use_cases import Admin, InvalidRequest
+from dispatcher.cli import up
 from dispatcher.errors import DispatcherError, InvalidInput
 from dispatcher.settings import get_settings
 
@@ -69,8 +70,17 @@ def default_actor() -> str:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="portal-dispatcher")
-def cli() -> None:
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="DISPATCHER_DATA_DIR",
+    help="Use the database and broker of the `dispatcher up` that runs there "
+    "(its dispatcher.env; read from the working directory when there is one).",
+)
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None) -> None:
     """Notification dispatcher for the customer self-service portal."""
+    up.use_data_dir(ctx, data_dir)
 
 
 def main(argv: list[str] | None = None) -> None:
