@@ -31,6 +31,7 @@ def settings_import(code: str, file: str, actor: str | None) -> None:
     raw = load(text, name)
     result = use_cases.save_settings(actor or default_actor(), code, raw).result
     version = result.version
+    code = version.group_code  # As stored, whatever case was typed.
     if result.created and version.number == 1:
         click.echo(f"saved {code} settings as version 1")
     elif result.created:

@@ -223,3 +223,22 @@ def test_bad_database_url_is_one_line(workdir: Path) -> None:
         run("groups", "list", cwd=workdir, env={"DISPATCHER_DATABASE_URL": "nonsense"})
     )
     assert "DISPATCHER_DATABASE_URL is not a database URL" in line
+
+
+def test_settings_import_takes_an_unquoted_german_sender_and_any_case_of_the_code(
+    ready: Path,
+) -> None:
+    document = full()
+    document["internal_addresses"]["send_from"] = (
+        "Großhandel Portal <noreply@grosshandel.example.com>"
+    )
+    source = ready / "doc.yaml"
+    source.write_text(dump(document, "yaml"), "utf-8")
+    out = ok(run("settings", "import", "retail", "doc.yaml", cwd=ready))
+    assert out.strip() == "saved RETAIL settings as version 1"
+    exported = yaml.safe_load(ok(run("settings", "export", "Retail", cwd=ready)))
+    assert exported["internal_addresses"]["send_from"] == (
+        "Großhandel Portal <noreply@grosshandel.example.com>"
+    )
+    error = one_line_error(run("groups", "add", "retail", "--name", "Again", cwd=ready))
+    assert "'RETAIL' is already set up" in error
