@@ -459,6 +459,15 @@ def test_a_variable_is_inserted_at_the_cursor(page: Any, site: Site) -> None:
     )
     assert {"recipient.name", "reset_url", "expires_at", "group.name"} <= set(offered)
     assert "type" not in offered
+    # One tab stop for the list; the arrow keys move inside it.
+    chips = variables.locator("[data-variable]")
+    expect(variables.locator('[data-variable][tabindex="0"]')).to_have_count(1)
+    chips.first.focus()
+    page.keyboard.press("ArrowRight")
+    expect(chips.nth(1)).to_be_focused()
+    expect(chips.nth(1)).to_have_attribute("tabindex", "0")
+    page.keyboard.press("End")
+    expect(chips.last).to_be_focused()
 
     body = page.locator('[data-path="password_reset.body"]')
     body.fill("Hallo ,\nLink: {{ reset_url }}")

@@ -1460,22 +1460,34 @@
     const explain = (variable) => {
       help.textContent = `${variable.name}: ${label(variable, "label")}${variable.optional ? ` (${t("vars.optional")})` : ""}`;
     };
+    // One tab stop for the whole list (a toolbar): the arrow keys move inside.
+    const roving = (event) => {
+      const buttons = [...event.currentTarget.querySelectorAll("button.variable")];
+      const index = buttons.indexOf(document.activeElement);
+      const moves = { ArrowRight: index + 1, ArrowDown: index + 1, ArrowLeft: index - 1, ArrowUp: index - 1, Home: 0, End: buttons.length - 1 };
+      if (index < 0 || !(event.key in moves)) return;
+      event.preventDefault();
+      const next = buttons[(moves[event.key] + buttons.length) % buttons.length];
+      for (const button of buttons) button.tabIndex = button === next ? 0 : -1;
+      next.focus();
+    };
     return h(
       "div",
-      { class: "variables", "data-variables": section.key, role: "group", "aria-labelledby": `${id}-title` },
+      { class: "variables", "data-variables": section.key },
       h("p", { class: "variables-title", id: `${id}-title`, text: t("vars.title") }),
       h(
-        "ul",
-        { class: "variable-list" },
-        section.variables.map((variable) =>
+        "div",
+        { class: "variable-list", role: "toolbar", "aria-labelledby": `${id}-title`, on: { keydown: roving } },
+        section.variables.map((variable, index) =>
           h(
-            "li",
-            {},
+            "span",
+            { class: "variable-item" },
             h(
               "button",
               {
                 type: "button",
                 class: "variable",
+                tabindex: index === 0 ? "0" : "-1",
                 "data-variable": variable.name,
                 title: label(variable, "label"),
                 "aria-describedby": `${id}-help`,
