@@ -53,6 +53,7 @@ from dispatcher.errors import (
     VersionConflict,
 )
 from dispatcher.i18n import translate
+from dispatcher.ops import tracing
 from dispatcher.settings import Settings, get_settings
 from dispatcher.smtp.mailbox import NoMailbox, UnknownMessage
 
@@ -488,6 +489,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    tracing.instrument_api(app, config)  # JSON logs, traces (OTEL_EXPORTER_OTLP_ENDPOINT)
     _install_error_handlers(app)
     # Innermost of the middleware: its answers get the security headers too.
     app.add_middleware(BodyLimits)

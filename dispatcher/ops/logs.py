@@ -34,12 +34,47 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, FIELDS_ATTRIBUTE, None)
         if isinstance(fields, dict):
             data.update(fields)
+        elif record.name == "uvicorn.access" and isinstance(record.args, tuple):
+            data.update(_access_fields(record.args))
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False, default=str)
+
+
+def _access_fields(args: tuple[Any, ...]) -> dict[str, Any]:
+    # uvicorn's access line: (client, method, path, HTTP version, status).
+    if len(args) != 5:
+        return {}
+    client, method, path, version, status = args
+    return {"client": client, "method": method, "path": path, "http": version, "status": status}
 
 
 def use_json(logger: logging.Logger) -> None:
     """Switch every handler of ``logger`` to JSON lines."""
     for handler in logger.handlers:
         handler.setFormatter(JsonFormatter())
+
+
+# uvicorn's loggers (``dispatcher api`` configures their handlers), asyncio's.
+API_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "asyncio")
+
+
+def use_json_for_api(log_format: str) -> None:
+    """In the API process with ``DISPATCHER_LOG_FORMAT=json``: every log line as JSON.
+
+    uvicorn's own lines (start, stop, errors, one access line per request)
+    turn into the workers' format; the product's loggers, which have no
+    handler of their own, get one on the root logger.
+    """
+    if log_format != "json":
+        return
+    for name in API_LOGGERS:
+        use_json(logging.getLogger(name))
+    root = logging.getLogger()
+    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)
+    product = logging.getLogger("dispatcher")
+    if product.level == logging.NOTSET:
+        product.setLevel(logging.INFO)
