@@ -117,5 +117,9 @@ def test_the_image_builds_from_this_repository() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text("utf-8")
     for path in re.findall(r"^COPY (\S+)", dockerfile, re.M):
         assert (ROOT / path).exists(), path
-    assert 'pip install ".[ops]"' in dockerfile
+    # The versions CI tested, with the extras production uses.
+    assert 'pip install -c constraints.txt ".[ops,tracing]"' in dockerfile
     assert "USER dispatcher" in dockerfile
+    healthcheck = re.search(r"^HEALTHCHECK .*\n\s+CMD \[(.*)\]$", dockerfile, re.M)
+    assert healthcheck is not None
+    assert healthcheck.group(1) == '"python", "-m", "dispatcher.ops.healthcheck"'
