@@ -208,10 +208,13 @@ def run_naive(directory: Path, count: int, workers: int) -> dict[str, float]:
 class Ours:
     """The product, end to end: publish() to a worker, SQL record, SMTP."""
 
-    def __init__(self, directory: Path, database: str, workers: int) -> None:
+    def __init__(
+        self, directory: Path, database: str, workers: int, env: dict[str, str] | None = None
+    ) -> None:
         self.directory = directory
         self.database = database
         self.workers = workers
+        self.extra_env = env or {}
 
     def __enter__(self) -> Ours:
         from config_store.database import make_engine
@@ -235,6 +238,7 @@ class Ours:
             "DISPATCHER_SMTP_HOST": "127.0.0.1",
             "DISPATCHER_SMTP_PORT": str(self.sink.port),
             "DISPATCHER_WORKER_METRICS_PORT": "0",
+            **self.extra_env,
         }
         # The last --concurrency wins over the harness's default of two.
         self.worker = Worker(

@@ -175,6 +175,27 @@ def schedule(follow_ups: Iterable[FollowUp]) -> None:
 
 
 def send_webhooks_soon() -> None:
+def postpone_events(
+    payloads: Sequence[Any], queue: str, countdown: float, retries: int, published_at: float | None
+) -> None:
+    """Enqueue events again as one batch task after ``countdown`` seconds (an outage).
+
+    Used for events that arrived one message each and were taken as a batch
+    by a worker; from here on they retry as the batch task does.
+    """
+    app.send_task(
+        BATCH_TASK_NAME,
+        args=[list(payloads)],
+        queue=queue,
+        routing_key=queue,
+        countdown=min(countdown, MAX_COUNTDOWN),
+        retries=retries,
+        retry=True,
+        retry_policy=_RETRY_POLICY,
+        headers={"published_at": published_at} if published_at is not None else {},
+    )
+
+
     """Ask a worker to send the webhooks that are due (the outbox holds them meanwhile).
 
     Best effort: if the broker cannot take the message, the sweeper asks again.

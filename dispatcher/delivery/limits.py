@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,28 +85,47 @@ class Limits:
 
     def cooldown(self, kind: str, recipient: str, delivery_id: int, now: float) -> Decision:
         """May this e-mail go to ``recipient``, given the ones sent to it lately?"""
-        if self.cooldown_limit <= 0:
-            return ALLOW
-        # The address is hashed: Redis needs no copy of who gets mail.
-        digest = hashlib.sha256(recipient.lower().encode()).hexdigest()[:32]
-        key = f"{self.prefix}cooldown:{kind}:{digest}"
+        return self.cooldowns([(kind, recipient, delivery_id)], now)[0]
+
+    def cooldowns(self, requests: Sequence[tuple[str, str, int]], now: float) -> list[Decision]:
+        """``cooldown`` for several e-mails (kind, recipient, delivery id) in one round trip.
+
+        The scripts run in order, so the answers are those of asking one by one.
+        """
+        if self.cooldown_limit <= 0 or not requests:
+            return [ALLOW] * len(requests)
         try:
-            allowed, until = self._cooldown(
-                keys=[key],
-                args=[now, self.cooldown_window, self.cooldown_limit, str(delivery_id)],
-            )
+            # A pipeline checks that the script is loaded first (one more
+            # round trip), which pays from two e-mails on.
+            pipe = self.client.pipeline(transaction=False) if len(requests) > 1 else None
+            answers = []
+            for kind, recipient, delivery_id in requests:
+                # The address is hashed: Redis needs no copy of who gets mail.
+                digest = hashlib.sha256(recipient.lower().encode()).hexdigest()[:32]
+                answers.append(
+                    self._cooldown(
+                        keys=[f"{self.prefix}cooldown:{kind}:{digest}"],
+                        args=[now, self.cooldown_window, self.cooldown_limit, str(delivery_id)],
+                        client=pipe,
+                    )
+                )
+            if pipe is not None:
+                answers = pipe.execute()
         except Exception as exc:  # noqa: BLE001 - fail open, see the module docstring
             log.warning("cooldown not checked (%s); sending", exc)
-            return ALLOW
-        if int(allowed):
-            return ALLOW
+            return [ALLOW] * len(requests)
         minutes = self.cooldown_window / 60
-        return Decision(
-            False,
-            f"cooldown: already {self.cooldown_limit} {kind} e-mails to this address in "
-            f"{minutes:g} minutes",
-            float(until),
-        )
+        return [
+            ALLOW
+            if int(allowed)
+            else Decision(
+                False,
+                f"cooldown: already {self.cooldown_limit} {kind} e-mails to this address in "
+                f"{minutes:g} minutes",
+                float(until),
+            )
+            for (kind, _, _), (allowed, until) in zip(requests, answers, strict=True)
+        ]
 
     def group_rate(self, group: str, now: float) -> Decision:
         """May one more bulk e-mail of ``group`` go in this minute?"""

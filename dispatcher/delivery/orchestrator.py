@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from config_store.repository import SettingsRepository
 from dispatcher.delivery.acceptance import Acceptance, AcceptanceMarks
-from dispatcher.delivery.limits import Limits
+from dispatcher.delivery.limits import Decision, Limits
 from dispatcher.delivery.record import DeliveryRecords
 from dispatcher.delivery.replay import DeadLetters
 from dispatcher.delivery.retry import RetryPolicy, after_failure
@@ -212,24 +212,33 @@ class Dispatcher:
         return prepared.outcome(status, accepted.deliveries, follow_ups)
 
     def handle_events(
-        self, raws: Sequence[object], published_at: float | None = None
+        self,
+        raws: Sequence[object],
+        published_at: float | None = None,
+        *,
+        published_each: Sequence[float | None] | None = None,
     ) -> list[EventOutcome]:
         """Process a batch of raw events: one transaction records them all.
 
         Each event is still validated, deduplicated and accounted for on its
         own; only the database work is shared. Outcomes of sends are written
         every ``FINISH_EVERY`` e-mails, which bounds how many a crashed worker
-        leaves "sending" (to be sent again as uncertain).
+        leaves "sending" (to be sent again as uncertain). ``published_each``
+        gives each event its own publication time (events that arrived as
+        messages of their own); otherwise ``published_at`` holds for all.
         """
         now = self.clock()
         outcomes: list[EventOutcome] = []
         prepared: list[_Prepared] = []
-        for raw in raws:
+        published: list[float | None] = []
+        times = published_each if published_each is not None else [published_at] * len(raws)
+        for raw, at in zip(raws, times, strict=True):
             item = self._prepare(raw, now)
             if isinstance(item, EventOutcome):
                 outcomes.append(item)
             else:
                 prepared.append(item)
+                published.append(at)
         accepted = self.records.record_accepted_many(
             [
                 AcceptRequest(p.payload, p.lane, p.planned, p.settings.version or 0)
@@ -238,10 +247,8 @@ class Dispatcher:
             now,
         )
         pending = _Outcomes()
-        for item, recorded in zip(prepared, accepted, strict=True):
-            follow_ups = self._deliver(
-                recorded, item.event, item.settings, published_at, pending=pending
-            )
+        for item, recorded, at in zip(prepared, accepted, published, strict=True):
+            follow_ups = self._deliver(recorded, item.event, item.settings, at, pending=pending)
             status = EventStatus.ACCEPTED if recorded.new else EventStatus.DUPLICATE
             outcomes.append(item.outcome(status, recorded.deliveries, follow_ups))
         self._finish(pending)
@@ -404,8 +411,13 @@ class Dispatcher:
         outcomes = _Outcomes() if pending is None else pending
         follow_ups: list[FollowUp] = []
         taken = self._taken_before(items)
+        cooldowns = self._cooldowns(
+            [i.delivery for i in items if i.delivery.id not in taken and i.suppressed is None]
+        )
         for item in items:
-            result = taken.get(item.delivery.id) or self._attempt(item, event, settings)
+            result = taken.get(item.delivery.id) or self._attempt(
+                item, event, settings, cooldowns.get(item.delivery.id)
+            )
             outcomes.add(result, self._webhooks_for(item.delivery, result))
             _count(item.delivery, result, published_at)
             if result.status in RETRY_STATUSES and result.next_attempt_at:
@@ -485,11 +497,28 @@ class Dispatcher:
             self._webhooks_due = True
         outcomes.clear()
 
+    def _cooldowns(self, deliveries: Sequence[DeliveryView]) -> dict[int, Decision]:
+        """The cooldown's answers for the interactive e-mails about to go, in one round trip.
+
+        Asked before any of them is sent, in order, which gives the answers of
+        asking just before each send: every e-mail asked about is counted,
+        whether it then goes or not.
+        """
+        if self.limits is None:
+            return {}
+        interactive = Lane.INTERACTIVE
+        due = [d for d in deliveries if not d.test and KIND_BY_NAME[d.kind].lane is interactive]
+        decisions = self.limits.cooldowns(
+            [(d.kind, d.recipient, d.id) for d in due], self.clock().timestamp()
+        )
+        return {d.id: decision for d, decision in zip(due, decisions, strict=True)}
+
     def _attempt(
         self,
         item: Claimed,
         event: Event | None,
         settings: GroupSettings | None,
+        cooldown: Decision | None = None,
     ) -> AttemptResult:
         delivery = item.delivery
         now = self.clock()
@@ -510,7 +539,7 @@ class Dispatcher:
                 None,
                 f"the address is on the suppression list: {reason}",
             )
-        held = self._held_back(delivery, now)
+        held = self._held_back(delivery, now, cooldown)
         if held is not None:
             return held
         try:
@@ -541,13 +570,18 @@ class Dispatcher:
             relay=reply.relay,
         )
 
-    def _held_back(self, delivery: DeliveryView, now: datetime) -> AttemptResult | None:
-        """Apply the cooldown (suppress) and the group rate (defer), if configured."""
+    def _held_back(
+        self, delivery: DeliveryView, now: datetime, cooldown: Decision | None
+    ) -> AttemptResult | None:
+        """Apply the cooldown (suppress) and the group rate (defer), if configured.
+
+        ``cooldown`` is the answer asked for beforehand (``_cooldowns``).
+        """
         if self.limits is None or delivery.test:
             return None
         kind = KIND_BY_NAME[delivery.kind]
         if kind.lane is Lane.INTERACTIVE:
-            decision = self.limits.cooldown(
+            decision = cooldown or self.limits.cooldown(
                 delivery.kind, delivery.recipient, delivery.id, now.timestamp()
             )
             if not decision.allowed:

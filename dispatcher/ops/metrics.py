@@ -69,6 +69,11 @@ RELAY_ATTEMPTS = Counter(
     "Sends per relay by outcome: accepted, refused (the recipient's answer), relay_fault.",
     ["relay", "outcome"],
 )
+EVENT_BATCH_SIZE = Histogram(
+    "dispatcher_event_batch_size",
+    "Events handled together that arrived one message each (1 when a process was free).",
+    buckets=(1, 2, 5, 10, 20, 50, 100),
+)
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 EVENT_TO_ACCEPTANCE = Histogram(
     "dispatcher_event_to_acceptance_seconds",

@@ -35,26 +35,34 @@ OUTAGES = (StoreUnavailable, SchemaNotReady)
 WEBHOOK_ROUND_SECONDS = 20
 
 
-def _outage_delay(retries: int) -> float:
+def outage_delay(retries: int) -> float:
     return float(min(MAX_COUNTDOWN, 2 ** min(retries, 6)))
 
 
-def _after(follow_ups: Iterable[FollowUp]) -> None:
+def after(follow_ups: Iterable[FollowUp]) -> None:
     """Schedule what the orchestrator handed back: retries, and the webhooks it wrote."""
     publisher.schedule(follow_ups)
     if service().take_webhooks_due():
         publisher.send_webhooks_soon()
 
 
-@app.task(name=messages.HANDLE_EVENT, bind=True, max_retries=None)
+# The consumer takes these messages through dispatcher.worker.batching, which
+# hands several to one process as a batch while the pool is busy; this body
+# runs for the rest (retries with an ETA, or a batch size of 1).
+@app.task(
+    name=messages.HANDLE_EVENT,
+    bind=True,
+    max_retries=None,
+    Strategy="dispatcher.worker.batching:strategy",
+)
 def handle_event(self: Task, event: Any) -> None:
     """Turn one event into e-mails."""
     try:
         outcome = service().handle_event(event, getattr(self.request, "published_at", None))
     except OUTAGES as exc:
         log.warning("event postponed: %s", exc)
-        raise self.retry(exc=exc, countdown=_outage_delay(self.request.retries)) from None
-    _after(outcome.follow_ups)
+        raise self.retry(exc=exc, countdown=outage_delay(self.request.retries)) from None
+    after(outcome.follow_ups)
 
 
 @app.task(name=messages.HANDLE_EVENTS, bind=True, max_retries=None)
@@ -64,8 +72,8 @@ def handle_events(self: Task, events: list[Any]) -> None:
         outcomes = service().handle_events(events, getattr(self.request, "published_at", None))
     except OUTAGES as exc:
         log.warning("batch postponed: %s", exc)
-        raise self.retry(exc=exc, countdown=_outage_delay(self.request.retries)) from None
-    _after(f for outcome in outcomes for f in outcome.follow_ups)
+        raise self.retry(exc=exc, countdown=outage_delay(self.request.retries)) from None
+    after(f for outcome in outcomes for f in outcome.follow_ups)
 
 
 @app.task(name=messages.TEST_SEND, bind=True, max_retries=None)
@@ -74,8 +82,8 @@ def test_send(self: Task, request: dict[str, Any]) -> None:
     try:
         outcome = service().handle_test_send(request)
     except OUTAGES as exc:
-        raise self.retry(exc=exc, countdown=_outage_delay(self.request.retries)) from None
-    _after(outcome.follow_ups)
+        raise self.retry(exc=exc, countdown=outage_delay(self.request.retries)) from None
+    after(outcome.follow_ups)
 
 
 @app.task(name=messages.SEND_DELIVERY, bind=True, max_retries=None)
@@ -85,8 +93,8 @@ def send_delivery(self: Task, delivery_id: int) -> None:
         follow_ups = service().send([delivery_id])
     except OUTAGES as exc:
         log.warning("delivery %s postponed: %s", delivery_id, exc)
-        raise self.retry(exc=exc, countdown=_outage_delay(self.request.retries)) from None
-    _after(follow_ups)
+        raise self.retry(exc=exc, countdown=outage_delay(self.request.retries)) from None
+    after(follow_ups)
 
 
 @app.task(name=messages.SEND_WEBHOOKS, bind=True, max_retries=None)
@@ -104,7 +112,7 @@ def send_webhooks(self: Task) -> None:
                 return
     except OUTAGES as exc:
         log.warning("webhooks postponed: %s", exc)
-        raise self.retry(exc=exc, countdown=_outage_delay(self.request.retries)) from None
+        raise self.retry(exc=exc, countdown=outage_delay(self.request.retries)) from None
     publisher.send_webhooks_soon()
 
 
