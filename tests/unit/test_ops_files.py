@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,9 @@ def test_a_claimed_directory_is_locked_while_this_process_lives(tmp_path: Path) 
     )
     assert check.stdout.strip() == "[]"
     assert claimed.exists()
+
+
+def test_dispatcher_version_names_the_installed_package(tmp_path: Path) -> None:
+    result = cli.run("--version", cwd=tmp_path)
+    assert result.code == 0
+    assert result.out.strip() == f"dispatcher, version {version('portal-dispatcher')}"
