@@ -297,6 +297,11 @@ class Dispatcher:
                 event_type=event.type,
                 group=event.customer_group,
             )
+        if settings.group_code != event.customer_group:
+            # Codes match regardless of case; the record, limits and metrics
+            # name the group as it is stored.
+            event = event.model_copy(update={"customer_group": settings.group_code})
+            payload = {**payload, "customer_group": settings.group_code}
         domain = settings.sender.address.rpartition("@")[2]
         planned = []
         for item in plan(event, settings):

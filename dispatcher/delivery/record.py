@@ -32,6 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from config_store.database import connection_scope, session_scope
+from config_store.models import CustomerGroup
 from dispatcher.delivery.models import (
     Delivery,
     EventRecord,
@@ -51,6 +52,7 @@ from dispatcher.delivery.views import (
     RejectedView,
 )
 from dispatcher.delivery.webhooks import OutboxRow
+from dispatcher.domain.fields import fold_group_code
 from dispatcher.domain.statuses import FINAL, STATUSES, WAITING, DeliveryStatus, EventStatus
 from dispatcher.errors import CannotResend, UnknownDelivery
 
@@ -556,7 +558,14 @@ class DeliveryRecords:
         if where.event_id:
             query = query.where(Delivery.event_id == where.event_id)
         if where.group:
-            query = query.where(Delivery.group_code == where.group)
+            # Group codes match regardless of case (``RETAIL`` is ``retail``);
+            # deliveries carry the code as stored.
+            stored = select(CustomerGroup.code).where(
+                CustomerGroup.code_folded == fold_group_code(where.group)
+            )
+            query = query.where(
+                or_(Delivery.group_code == where.group, Delivery.group_code.in_(stored))
+            )
         if where.status:
             query = query.where(Delivery.status == where.status)
         if where.kind:

@@ -12,6 +12,7 @@ from config_store.database import current_revision, head_revision, make_engine, 
 from config_store.repository import SettingsRepository
 from dispatcher.delivery.orchestrator import Dispatcher
 from dispatcher.delivery.record import DeliveryRecords
+from dispatcher.delivery.views import DeliveryFilter
 from dispatcher.domain.kinds import EventType
 from dispatcher.domain.samples import sample_event
 from dispatcher.errors import DispatcherError, GroupExists, UnknownGroup
@@ -62,6 +63,23 @@ def test_events_may_name_the_group_in_any_case(engine: Engine) -> None:
         assert service.handle_event(event).status == "accepted"
     assert len(transport.sent) == 3
     assert all(row.status == "sent" for row in service.records.deliveries())
+    # The record names the group as stored, whatever the event wrote, and a
+    # filter finds it in any case; one batch of events says the same.
+    batch = []
+    for number, code in enumerate(("retail", "rEtAiL")):
+        event = sample_event(EventType.PASSWORD_RESET)
+        event.update(event_id=f"b-{number}", customer_group=code)
+        batch.append(event)
+    assert [o.status for o in service.handle_events(batch)] == ["accepted", "accepted"]
+    rows = service.records.deliveries()
+    assert len(rows) == 5
+    assert {row.group for row in rows} == {"RETAIL"}
+    for spelled in ("retail", "Retail", "RETAIL"):
+        assert len(service.records.deliveries(DeliveryFilter(group=spelled))) == 5
+    assert service.records.deliveries(DeliveryFilter(group="retail2")) == []
+    with engine.connect() as connection:
+        groups = connection.scalars(text("SELECT DISTINCT customer_group FROM events")).all()
+    assert groups == ["RETAIL"]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
