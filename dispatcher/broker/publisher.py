@@ -174,7 +174,6 @@ def schedule(follow_ups: Iterable[FollowUp]) -> None:
             )
 
 
-def send_webhooks_soon() -> None:
 def postpone_events(
     payloads: Sequence[Any], queue: str, countdown: float, retries: int, published_at: float | None
 ) -> None:
@@ -196,6 +195,7 @@ def postpone_events(
     )
 
 
+def send_webhooks_soon() -> None:
     """Ask a worker to send the webhooks that are due (the outbox holds them meanwhile).
 
     Best effort: if the broker cannot take the message, the sweeper asks again.
