@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 
 class DispatcherError(Exception):
@@ -146,3 +147,33 @@ class UnknownDelivery(DispatcherError):
 
 class CannotResend(DispatcherError):
     """A resend was refused: the delivery is still under way, or its address is suppressed."""
+
+
+class AddressSuppressed(CannotResend):
+    """A resend to an address on the suppression list, without force.
+
+    Carries the list's entry, so that the API can answer with it as data
+    (the web UI's "send anyway" dialog shows since when and why).
+    """
+
+    def __init__(self, address: str, since: datetime, reason: str) -> None:
+        self.address = address
+        self.since = since
+        self.reason = reason
+        super().__init__(
+            f"{address} is on the suppression list since {since:%Y-%m-%d} ({reason}); "
+            "take it off the list first, or pass --force to send anyway"
+        )
+
+
+class StillUnderWay(CannotResend):
+    """A resend of a delivery that has not reached a final status yet."""
+
+    def __init__(self, delivery_id: int, status: str) -> None:
+        self.delivery_id = delivery_id
+        self.status = status
+        # The record refuses the same in the same words (a race past this check).
+        super().__init__(
+            f"delivery {delivery_id} is still {status}; a delivery is sent again "
+            "only once it is sent, dead, bounced or suppressed"
+        )

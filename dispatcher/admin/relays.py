@@ -37,6 +37,9 @@ class RelayInfo:
 class RouteInfo:
     match: str  # "sender domain example.com" or "group RETAIL"
     relays: tuple[str, ...]
+    # What the route matches, as data: one of the two is set.
+    sender_domain: str | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,8 @@ class Relays:
                 if route.sender_domain
                 else f"group {route.group}",
                 tuple(r.name for r in route.relays),
+                route.sender_domain or None,
+                None if route.sender_domain else route.group,
             )
             for route in plan.routes
         )

@@ -39,15 +39,17 @@ from dispatcher.domain.fields import check_group_code
 from dispatcher.domain.follow_ups import FollowUp
 from dispatcher.domain.kinds import Kind, lookup_kind
 from dispatcher.domain.locales import locale_problem
+from dispatcher.domain.statuses import FINAL
 from dispatcher.domain.textsafety import single_line_problem
 from dispatcher.errors import (
-    CannotResend,
+    AddressSuppressed,
     DispatcherError,
     FieldError,
     InvalidDocument,
     InvalidEvent,
     InvalidInput,
     NoSettings,
+    StillUnderWay,
     UnknownDelivery,
 )
 from dispatcher.mail.preview import Preview, preview
@@ -416,13 +418,11 @@ class Admin:
         original = self.records.delivery(delivery_id)
         if original is None:
             raise UnknownDelivery(delivery_id)
+        if original.status not in FINAL:
+            raise StillUnderWay(delivery_id, original.status)
         entry = self.suppressions.get(original.recipient)
         if entry is not None and not force:
-            raise CannotResend(
-                f"{original.recipient} is on the suppression list since "
-                f"{entry.since:%Y-%m-%d} ({entry.reason}); take it off the list first, "
-                "or resend with force"
-            )
+            raise AddressSuppressed(original.recipient, entry.since, entry.reason)
         version: int | None = None
         with contextlib.suppress(DispatcherError):
             version = self.settings.snapshot(original.group).version

@@ -39,6 +39,7 @@ from dispatcher.api.runtime import Runtime
 from dispatcher.delivery.suppressions import NotSuppressed
 from dispatcher.domain.events import Event as AnyEvent
 from dispatcher.errors import (
+    AddressSuppressed,
     BrokerUnavailable,
     CannotResend,
     DispatcherError,
@@ -52,7 +53,7 @@ from dispatcher.errors import (
     UnknownVersion,
     VersionConflict,
 )
-from dispatcher.i18n import translate
+from dispatcher.i18n import translate, translate_record
 from dispatcher.ops import tracing
 from dispatcher.settings import Settings, get_settings
 from dispatcher.smtp.mailbox import NoMailbox, UnknownMessage
@@ -161,7 +162,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def dispatcher_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DispatcherError)
-        detail = _clip(translate(str(exc), language_of(request)), 2000)
+        language = language_of(request)
+        detail = _clip(translate(str(exc), language), 2000)
+        if isinstance(exc, CannotResend):
+            body = _resend_refused(exc, detail, language)
+            return JSONResponse(body, status_code=_status_of(exc))
         return JSONResponse({"detail": detail}, status_code=_status_of(exc))
 
     async def auth_problem(request: Request, exc: Exception) -> Response:
@@ -204,6 +209,21 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AuthProblem, auth_problem)
     app.add_exception_handler(RequestValidationError, request_invalid)
     app.add_exception_handler(HTTPException, http_problem)
+
+
+def _resend_refused(exc: CannotResend, detail: str, language: str) -> dict[str, Any]:
+    """A refused resend as data too: the web UI asks "send anyway?" without quoting prose."""
+    if isinstance(exc, AddressSuppressed):
+        refused = schemas.ResendRefused(
+            detail=detail,
+            code="address_suppressed",
+            address=exc.address,
+            since=exc.since,
+            reason=translate_record(exc.reason, language),
+        )
+    else:
+        refused = schemas.ResendRefused(detail=detail, code="not_finished")
+    return refused.model_dump(mode="json", exclude_none=True)
 
 
 def _request_problem(error: Any) -> tuple[str, str]:

@@ -4,11 +4,16 @@ German labels and hints are the help page's own words
 (``reference/portal-emails-setup.de.txt``), so that administrators find in
 the browser what the product documentation tells them; English ones are
 translations. The web UI builds its form from this description.
+
+The names of the record's identifiers (statuses, event types, e-mail kinds,
+webhook and breaker states, relay security, text sources) are not kept here:
+they are read from the message catalogue (``dispatcher.i18n``), the one that
+``GET /v1/labels`` answers from, so the page and the API say the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,8 +21,10 @@ from config_store.document import CHECKBOXES
 from dispatcher.admin.relays import BREAKER_NAMES
 from dispatcher.domain.events import Variable, template_variables
 from dispatcher.domain.kinds import KIND_BY_NAME, KIND_BY_SECTION, KINDS, SECTIONS, EventType
-from dispatcher.domain.statuses import STATUSES, DeliveryStatus, WebhookStatus
+from dispatcher.domain.statuses import STATUSES, WebhookStatus
 from dispatcher.domain.texts import BUILTIN_LOCALES, builtin_texts
+from dispatcher.i18n import catalogue
+from dispatcher.smtp.relays import SECURITIES
 
 _PORTAL = '"Fakturierungs- und Debitorenportal"'
 
@@ -204,7 +211,9 @@ assert all(
 
 
 # Names, not prose: identifiers the record and the API use, shown to
-# administrators in their language -------------------------------------------
+# administrators in their language. The words are the message catalogue's
+# (dispatcher.i18n, the same that GET /v1/labels answers with), so that the
+# page and the API never name one thing two ways ---------------------------
 
 
 @dataclass(frozen=True)
@@ -216,97 +225,54 @@ class Label:
     hint_en: str = ""
 
 
-STATUS_LABELS: tuple[Label, ...] = (
-    Label(
-        DeliveryStatus.QUEUED,
-        "Wartet",
-        "Queued",
-        "Eingereiht, noch nicht gesendet.",
-        "Queued, not sent yet.",
-    ),
-    Label(DeliveryStatus.SENDING, "Wird gesendet", "Sending", "Ein Versand läuft.", "Being sent."),
-    Label(
-        DeliveryStatus.SENT,
-        "Gesendet",
-        "Sent",
-        "Vom Relais angenommen; ein Bounce kann noch folgen.",
-        "Taken by the relay; a bounce may still follow.",
-    ),
-    Label(
-        DeliveryStatus.RETRYING,
-        "Neuer Versuch geplant",
-        "Retrying",
-        "Vorübergehend gescheitert; wird erneut versucht.",
-        "Failed for now; will be tried again.",
-    ),
-    Label(
-        DeliveryStatus.UNKNOWN,
-        "Ungewiss",
-        "Uncertain",
-        "Übergeben, aber die Antwort ging verloren: kann angekommen sein.",
-        "Handed over, but the reply was lost: it may have arrived.",
-    ),
-    Label(
-        DeliveryStatus.DEAD,
-        "Gescheitert",
-        "Failed",
-        "Endgültig gescheitert; kann erneut gesendet werden.",
-        "Failed for good; can be sent again.",
-    ),
-    Label(
-        DeliveryStatus.SUPPRESSED,
-        "Gesperrt",
-        "Suppressed",
-        "Nicht gesendet: die Adresse steht auf der Sperrliste.",
-        "Not sent: the address is on the suppression list.",
-    ),
-    Label(
-        DeliveryStatus.BOUNCED,
-        "Unzustellbar (Bounce)",
-        "Bounced",
-        "Vom Relais angenommen, dann vom Server des Empfängers abgewiesen.",
-        "Taken by the relay, then refused by the recipient's server.",
-    ),
-)
-EVENT_TYPE_LABELS: tuple[Label, ...] = (
-    Label(EventType.ACCESS_REQUESTED, "Zugriffsanforderung", "Access requested"),
-    Label(EventType.CUSTOMER_VALIDATED, "Kunde validiert", "Customer validated"),
-    Label(EventType.MAIN_CONTACT_CHANGED, "Hauptkontakt geändert", "Main contact changed"),
-    Label(EventType.USERNAME_FORGOTTEN, "Benutzername vergessen", "User name forgotten"),
-    Label(EventType.PASSWORD_RESET, "Passwort zurücksetzen", "Password reset"),
-)
-WEBHOOK_STATE_LABELS: tuple[Label, ...] = (
-    Label(WebhookStatus.PENDING, "ausstehend", "pending"),
-    Label(WebhookStatus.DELIVERED, "zugestellt", "delivered"),
-    Label(WebhookStatus.FAILED, "aufgegeben", "given up"),
-)
-BREAKER_LABELS: tuple[Label, ...] = (
-    Label("closed", "In Betrieb", "In use", "Wird normal verwendet.", "Used as normal."),
-    Label(
-        "half-open",
-        "Wird geprüft",
-        "Being probed",
-        "Nach einer Pause prüft eine Probe, ob das Relais wieder antwortet.",
-        "After a pause, one probe checks whether the relay answers again.",
-    ),
-    Label(
-        "open",
-        "Gestört, wird übersprungen",
-        "Failing, skipped",
-        "Nach mehreren Fehlern in Folge übersprungen; E-Mails nehmen das nächste Relais.",
-        "Skipped after several failures in a row; e-mails take the next relay.",
-    ),
-)
-SECURITY_LABELS: tuple[Label, ...] = (
-    Label("none", "Unverschlüsselt", "Unencrypted"),
-    Label("starttls", "STARTTLS", "STARTTLS"),
-    Label("tls", "TLS", "TLS"),
-)
+def catalogue_labels(
+    prefix: str, names: Iterable[str], *, hints: bool = False
+) -> tuple[Label, ...]:
+    """Labels of ``names`` from the catalogue's ``PREFIX.name`` (and ``hint.PREFIX.name``) keys.
 
-assert [label.name for label in STATUS_LABELS] == list(STATUSES)
-assert {label.name for label in EVENT_TYPE_LABELS} == set(EventType)
-assert {label.name for label in WEBHOOK_STATE_LABELS} == set(WebhookStatus)
-assert {label.name for label in BREAKER_LABELS} == set(BREAKER_NAMES.values())
+    A name the catalogue lacks fails here, at import, rather than showing its
+    key on the page (tests/unit/test_i18n.py checks both languages are complete).
+    """
+
+    def text(key: str, language: str) -> str:
+        found = catalogue(language).strings.get(key)
+        if found is None:
+            raise LookupError(f"the message catalogue has no {key!r} in {language}; add it")
+        return found
+
+    found = []
+    for name in names:
+        key = f"{prefix}.{name}"
+        found.append(
+            Label(
+                str(name),
+                text(key, "de"),
+                text(key, "en"),
+                text(f"hint.{key}", "de") if hints else "",
+                text(f"hint.{key}", "en") if hints else "",
+            )
+        )
+    return tuple(found)
+
+
+STATUS_LABELS = catalogue_labels("status", STATUSES, hints=True)
+EVENT_TYPE_LABELS = catalogue_labels("event_type", EventType)
+WEBHOOK_STATE_LABELS = catalogue_labels("webhook", WebhookStatus)
+BREAKER_LABELS = catalogue_labels("breaker", BREAKER_NAMES.values(), hints=True)
+SECURITY_LABELS = catalogue_labels("security", SECURITIES)
+KIND_LABELS = catalogue_labels("kind", (kind.name for kind in KINDS))
+SOURCE_LABELS = catalogue_labels("source", ("group", *(f"built-in ({t})" for t in BUILTIN_LOCALES)))
+
+# Which table of the form description holds which catalogue prefix.
+LABEL_TABLES = {
+    "statuses": "status",
+    "event_types": "event_type",
+    "webhook_states": "webhook",
+    "breaker_states": "breaker",
+    "security": "security",
+    "kinds": "kind",
+    "sources": "source",
+}
 
 
 # Template variables ------------------------------------------------------------
@@ -425,7 +391,7 @@ def builtin_defaults() -> dict[str, dict[str, dict[str, str]]]:
 
 
 def _labels(labels: tuple[Label, ...]) -> list[dict[str, str]]:
-    return [{**asdict(label), "name": str(label.name)} for label in labels]
+    return [asdict(item) for item in labels]
 
 
 def form_description() -> dict[str, Any]:
@@ -442,14 +408,14 @@ def form_description() -> dict[str, Any]:
             for section in SECTIONS_SPEC
         ],
         "kinds": [
-            {"name": k.name, "section": k.section, "label_de": k.label_de, "label_en": k.label_en}
-            for k in KINDS
+            {**asdict(item), "section": KIND_BY_NAME[item.name].section} for item in KIND_LABELS
         ],
         "statuses": _labels(STATUS_LABELS),
         "event_types": _labels(EVENT_TYPE_LABELS),
         "webhook_states": _labels(WEBHOOK_STATE_LABELS),
         "breaker_states": _labels(BREAKER_LABELS),
         "security": _labels(SECURITY_LABELS),
+        "sources": _labels(SOURCE_LABELS),
         "builtin": builtin_defaults(),
         "locales": list(BUILTIN_LOCALES),
     }

@@ -9,7 +9,7 @@ only refers to their schemas here.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
 
@@ -49,6 +49,24 @@ class Problem(BaseModel):
     """An error: one line that says what is wrong and how to fix it."""
 
     detail: str
+
+
+class ResendRefused(BaseModel):
+    """A resend was refused (409): ``detail`` for people, the rest as data."""
+
+    detail: str
+    code: Literal["address_suppressed", "not_finished"] = Field(
+        description="address_suppressed: the recipient is on the suppression list (send again "
+        'with "force": true to override); not_finished: the delivery is still under way.'
+    )
+    address: str | None = Field(default=None, description="The suppressed address.")
+    since: Timestamp | None = Field(
+        default=None, description="Since when the address is on the suppression list."
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Why the address is on the suppression list, in the language asked for.",
+    )
 
 
 class FieldProblem(BaseModel):
@@ -237,6 +255,9 @@ class PreviewResponse(BaseModel):
     text: str
     html: str
     sources: PreviewSources
+    source_labels: PreviewSources = Field(
+        description="The sources for people, in the language of Accept-Language."
+    )
     set_aside: list[FieldProblem] = Field(
         description="Problems elsewhere in the draft; the preview left those parts out."
     )
@@ -454,8 +475,11 @@ class RelayOut(BaseModel):
 
 
 class RouteOut(BaseModel):
-    match: str
+    match: str = Field(description='"sender domain example.com" or "group RETAIL"')
     relays: list[str]
+    sender_domain: str | None = Field(default=None, description="The sender domain it matches.")
+    group: str | None = Field(default=None, description="The customer group it matches.")
+    label: str = Field(description="What it matches, in the language of Accept-Language.")
 
 
 class Relays(BaseModel):
@@ -472,6 +496,8 @@ class RelayCheckRequest(_Request):
 class RelayCheck(BaseModel):
     relay: str
     ok: bool
-    steps: list[str]
-    problem: str | None
+    steps: list[str] = Field(
+        description="What succeeded, in order, in the language of Accept-Language."
+    )
+    problem: str | None = Field(description="What failed, in the language of Accept-Language.")
     milliseconds: int

@@ -19,7 +19,10 @@ How a message finds its translation
     problem of a nested check) and is translated in turn; one named
     ``{detail}`` holds another library's words (email-validator's reason,
     Jinja's syntax error), translated where the catalogue knows them and
-    kept as they are otherwise; every other placeholder is data, copied.
+    kept as they are otherwise; a placeholder named ``{status}`` or
+    ``{kind_name}`` holds an identifier and is replaced by its label
+    (``status.dead``, ``kind.password.reset``) where the catalogue has one;
+    every other placeholder is data, copied.
     A list of template findings ("line 1: ...; line 3: ...") is translated
     finding by finding.
 
@@ -53,6 +56,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
+from typing import overload
 
 from babel.messages.pofile import read_po
 
@@ -62,6 +66,8 @@ DEFAULT_LANGUAGE = "en"
 # "detail" (another library's words) is translated when the catalogue knows it.
 _NESTED = re.compile(r"(?:message|reason|problem)\d*")
 _DETAIL = re.compile(r"detail\d*")
+# Placeholders that hold an identifier, shown as its label (status.dead).
+_LABELLED = {"status": "status.", "kind_name": "kind."}
 # Template checks report every finding, joined: "line 1: ...; line 3: ...".
 _FINDINGS = re.compile(r"; (?=line \d+: )")
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
@@ -165,6 +171,8 @@ class Catalogue:
         for name, value in found.items():
             if _DETAIL.fullmatch(name):
                 values[name] = self.lookup(value, depth + 1) or value
+            elif name in _LABELLED:
+                values[name] = self.strings.get(_LABELLED[name] + value, value)
             elif _NESTED.fullmatch(name):
                 nested = self.lookup(value, depth + 1)
                 if nested is None:
@@ -212,6 +220,24 @@ def translate(text: str, language: str) -> str:
     return found if found is not None else strip_cli_advice(text)
 
 
+@overload
+def translate_record(text: str, language: str) -> str: ...
+@overload
+def translate_record(text: None, language: str) -> None: ...
+def translate_record(text: str | None, language: str) -> str | None:
+    """A text kept in the record, in ``language`` where the catalogue knows it.
+
+    Delivery replies, bounce notes and suppression reasons are partly the
+    product's words (``the address is on the suppression list: ...``) and
+    partly other people's (a relay's reply, a reason an administrator typed):
+    those stay exactly as they were written.
+    """
+    if not text:
+        return text
+    found = catalogue(language).lookup(text)
+    return found if found is not None else text
+
+
 def is_translated(text: str, language: str) -> bool:
     """Whether the catalogue of ``language`` has a key or template for ``text``."""
     return catalogue(language).lookup(text) is not None
@@ -220,3 +246,17 @@ def is_translated(text: str, language: str) -> bool:
 def label(key: str, language: str) -> str:
     """The catalogue's text for a label key (``status.dead``); the key when it has none."""
     return catalogue(language).strings.get(key, key)
+
+
+def source_label(source: str, language: str) -> str:
+    """Where an effective text came from ("built-in (de)", "group translation (en)"), for people."""
+    return catalogue(language).lookup(f"source.{source}") or source
+
+
+def keyed(key: str, language: str, **values: str) -> str | None:
+    """The catalogue's text for a key with placeholders (``route.group {code}``), filled in.
+
+    None when the catalogue has no such key: the caller decides what to show.
+    """
+    text = catalogue(language).strings.get(key)
+    return None if text is None else _fill(text, values)

@@ -8,6 +8,7 @@ a secret.
 from __future__ import annotations
 
 import smtplib
+import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -60,23 +61,42 @@ def check_relay(relay: Relay, timeout: float) -> RelayCheck:
         conn.quit()
         conn = None
         return RelayCheck(relay.name, True, tuple(steps), None, _ms(started))
-    except smtplib.SMTPAuthenticationError as exc:
-        problem = f"AUTH refused ({exc.smtp_code}); check the user and the password variable"
-    except smtplib.SMTPResponseException as exc:
-        text = (
-            exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else ""
-        )
-        problem = f"the server answered {exc.smtp_code} {' '.join(text.split())[:200]}"
-    except smtplib.SMTPNotSupportedError as exc:
-        problem = f"not supported by the server: {exc}; check the relay's security"
-    except ssl.SSLError as exc:
-        problem = f"TLS failed: {exc.reason or exc}; check the certificate and the security"
     except (OSError, smtplib.SMTPException) as exc:
-        problem = f"{type(exc).__name__}: {exc}"
+        problem = failure_text(exc, relay, relay.timeout or timeout)
     finally:
         if conn is not None:
             conn.close()
     return RelayCheck(relay.name, False, tuple(steps), problem, _ms(started))
+
+
+def failure_text(exc: OSError | smtplib.SMTPException, relay: Relay, timeout: float) -> str:
+    """What went wrong, in words an administrator can act on (the API translates them)."""
+    where = f"{relay.host}:{relay.port}"
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return f"AUTH refused ({exc.smtp_code}); check the user and the password variable"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        raw = exc.smtp_error
+        text = (
+            " ".join(raw.decode("utf-8", "replace").split())[:200] if isinstance(raw, bytes) else ""
+        )
+        return f"the server answered {exc.smtp_code}" + (f": {text}" if text else "")
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return f"not supported by the server: {exc}; check the relay's security"
+    if isinstance(exc, ssl.SSLError):
+        reason = getattr(exc, "reason", None) or exc
+        return f"TLS failed: {reason}; check the certificate and the security"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return "the server closed the connection unexpectedly"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"the connection to {where} was refused; check the host and the port"
+    if isinstance(exc, TimeoutError):
+        return (
+            f"no answer from {where} within {timeout:g} seconds; "
+            "check the host, the port and the firewall"
+        )
+    if isinstance(exc, socket.gaierror):
+        return f"the host name {relay.host} cannot be resolved; check the host"
+    return f"cannot connect to {where}: {type(exc).__name__}: {exc}"
 
 
 def _ms(started: float) -> int:

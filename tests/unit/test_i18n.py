@@ -10,22 +10,33 @@ here), and no answer carries advice only the command line can follow.
 from __future__ import annotations
 
 import re
+import smtplib
+import socket
+import ssl
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from babel.messages.pofile import read_po
+from sqlalchemy import create_engine
 
 from config_store.document import validate_document
+from dispatcher.admin.pipeline import CeleryPipeline
+from dispatcher.admin.relays import UnknownRelay
+from dispatcher.admin.status import readiness
+from dispatcher.delivery.suppressions import NotSuppressed
 from dispatcher.domain.addresses import AddressProblem, parse_mailbox
 from dispatcher.domain.events import parse_event
 from dispatcher.errors import (
+    AddressSuppressed,
     DispatcherError,
     GroupExists,
     InvalidInput,
     NoSettings,
     PartlyEnqueued,
+    StillUnderWay,
     UnknownDelivery,
     UnknownGroup,
     UnknownVersion,
@@ -39,7 +50,11 @@ from dispatcher.i18n import (
     negotiate,
     strip_cli_advice,
     translate,
+    translate_record,
 )
+from dispatcher.settings import Settings
+from dispatcher.smtp.check import failure_text
+from dispatcher.smtp.relays import Relay
 from tests.integration.test_hostile import ADDRESSES, INJECTIONS, TEMPLATES
 from tests.support.documents import full
 from tests.unit.test_events import CASES as EVENT_CASES
@@ -128,8 +143,90 @@ def error_messages() -> list[str]:
     ]
 
 
+def server_messages() -> list[str]:
+    """What the API shows besides validation: refusals, relay checks, readiness.
+
+    Made by the code that writes them, so that an English message edited
+    without its catalogue key fails here.
+    """
+    since = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+    relay = Relay("primary", "smtp.example.com", 587, "starttls", timeout=5)
+    failures: list[OSError | smtplib.SMTPException] = [
+        smtplib.SMTPAuthenticationError(535, b"5.7.8 bad credentials"),
+        smtplib.SMTPResponseException(554, b"5.7.1 go away"),
+        smtplib.SMTPResponseException(421, b""),
+        smtplib.SMTPNotSupportedError("STARTTLS extension not supported by server."),
+        ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number"),
+        smtplib.SMTPServerDisconnected("Connection unexpectedly closed"),
+        ConnectionRefusedError(111, "Connection refused"),
+        TimeoutError("timed out"),
+        socket.gaierror(-2, "Name or service not known"),
+        OSError(113, "No route to host"),
+    ]
+    broken = CeleryPipeline(Settings(database_url="sqlite://", broker_url="redis://127.0.0.1:1/0"))
+    no_schema = readiness(create_engine("sqlite://"), broken)
+    unreachable = readiness(create_engine("sqlite:////nonexistent-directory/x.db"), broken)
+    return [
+        str(AddressSuppressed("kim@example.com", since, "asked to stop")),
+        str(StillUnderWay(7, "queued")),
+        str(UnknownRelay("nope", ("primary", "backup"))),
+        str(NotSuppressed("kim@example.com")),
+        *(failure_text(exc, relay, 5) for exc in failures),
+        no_schema.database,
+        no_schema.broker,
+        unreachable.database,
+    ]
+
+
+# What workers and the bounce server write into the record (a delivery's last
+# reply, bounce and feedback; a suppression's reason), as they write it: the
+# API shows these in the reader's language. A relay's own words inside stay
+# as they are.
+RECORD_TEXTS = (
+    "the address is on the suppression list: hard bounce 5.1.1: 5.1.1 smtp; 550 5.1.1 "
+    "refused (reported by mx.example.net)",
+    "the address is on the suppression list: asked to stop",
+    "cooldown: already 5 password.reset e-mails to this address in 60 minutes",
+    "group rate limit: 3 e-mails per minute",
+    "cannot render: line 3: the template takes more than 100000 steps",
+    "gave up after 8 attempts; last: RCPT TO refused: 4.2.2 mailbox full",
+    "the worker sending it stopped; sending again",
+    "every relay of the route failed (primary, backup); last: cannot connect to the SMTP "
+    "server at smtp2.example.com:25: [Errno 111] Connection refused",
+    "every relay of the route is paused after failures (primary, backup); the e-mail waits "
+    "for one to recover",
+    "SMTP authentication at smtp.example.com:587 failed (535); check DISPATCHER_SMTP_USERNAME "
+    "and DISPATCHER_SMTP_PASSWORD",
+    "the SMTP server at smtp.example.com:587 does not support this: STARTTLS extension not "
+    "supported by server.; check DISPATCHER_SMTP_SECURITY",
+    "the SMTP server at smtp.example.com:587 refused the connection: 4.3.2 try later",
+    "TLS with smtp.example.com:465 failed: WRONG_VERSION_NUMBER; check "
+    "DISPATCHER_SMTP_SECURITY and the server's certificate",
+    "the SMTP server closed the connection",
+    "MAIL FROM refused: 5.7.1 sender rejected",
+    "DATA refused: 5.6.0 message content rejected",
+    "message refused: 5.7.1 spam",
+    "the SMTP server dropped the connection at RCPT TO: Connection unexpectedly closed",
+    "the connection was lost after the message was sent, before the reply",
+    "the connection failed after the message was sent: [Errno 104] Connection reset by peer",
+    "the SMTP connection failed at MAIL FROM: [Errno 32] Broken pipe",
+    "no reply within 20 s after the message was sent",
+    "the SMTP server did not answer within 20 s at RCPT TO",
+    "hard bounce 5.1.1: 5.1.1 smtp; 550 5.1.1 refused (reported by mx.example.net)",
+    "the recipient's server refused the e-mail",
+    "delayed: 4.4.7 smtp; 450 4.4.7 still trying (reported by mx.example.net)",
+    "auto-reply: an automatic reply (out of office or similar)",
+    "unreadable reply: a message came back that is not a readable bounce",
+)
+
+
 def test_every_message_of_the_corpora_has_a_german_translation() -> None:
-    messages = {message for _, message in document_messages()} | set(error_messages())
+    messages = (
+        {message for _, message in document_messages()}
+        | set(error_messages())
+        | set(server_messages())
+        | set(RECORD_TEXTS)
+    )
     assert len(messages) > 100
     missing = sorted(message for message in messages if not is_translated(message, "de"))
     assert missing == [], "\n".join(missing)
@@ -137,7 +234,12 @@ def test_every_message_of_the_corpora_has_a_german_translation() -> None:
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_no_translated_message_gives_command_line_advice(language: str) -> None:
-    messages = {message for _, message in document_messages()} | set(error_messages())
+    messages = (
+        {message for _, message in document_messages()}
+        | set(error_messages())
+        | set(server_messages())
+        | set(RECORD_TEXTS)
+    )
     for message in messages:
         translated = translate(message, language)
         assert not CLI_ADVICE.search(translated), (message, translated)
@@ -161,6 +263,31 @@ def test_translation_keeps_the_values_and_translates_nested_messages() -> None:
     )
     # Unknown text stays English, without command-line advice.
     assert translate("something new; run: dispatcher db upgrade", "de") == "something new"
+
+
+def test_record_texts_keep_other_peoples_words() -> None:
+    # A relay's reply and a reason an administrator typed stay as written;
+    # the product's words around them are translated.
+    assert translate_record("2.0.0 Ok: queued as 4XyZ", "de") == "2.0.0 Ok: queued as 4XyZ"
+    assert translate_record("asked to stop; see dispatcher docs", "de") == (
+        "asked to stop; see dispatcher docs"
+    )
+    assert translate_record(
+        "the address is on the suppression list: hard bounce 5.1.1: 5.1.1 user unknown "
+        "(reported by mx.example.net)",
+        "de",
+    ) == (
+        "Die Adresse steht auf der Sperrliste: Harter Bounce 5.1.1: 5.1.1 user unknown "
+        "(gemeldet von mx.example.net)"
+    )
+    # Identifiers inside a message are shown by their labels.
+    assert translate_record(RECORD_TEXTS[2], "de") == (
+        "Sperrfrist: bereits 5 E-Mails „Passwort zurücksetzen“ an diese Adresse in 60 Minuten"
+    )
+    assert translate(str(StillUnderWay(7, "queued")), "de").startswith(
+        "Die Zustellung 7 hat noch den Status „Wartet“"
+    )
+    assert translate_record(None, "de") is None
 
 
 def test_strip_cli_advice() -> None:
@@ -193,7 +320,11 @@ def test_the_language_is_negotiated_from_accept_language(header: str | None, lan
 
 def test_labels_are_in_both_languages() -> None:
     german, english = catalogue("de").strings, catalogue("en").strings
-    keys = [key for key in german if key.startswith(("status.", "event_type.", "kind."))]
+    keys = [
+        key
+        for key in german
+        if key.startswith(("status.", "event_type.", "kind.", "breaker.", "security.", "hint."))
+    ]
     assert keys
     for key in keys:
         assert label(key, "de") != key

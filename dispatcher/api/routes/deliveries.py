@@ -1,7 +1,15 @@
-"""Deliveries and dead letters: list, and replay."""
+"""Deliveries and dead letters: list, and replay.
+
+A delivery's texts (its last reply, bounce and feedback) are partly the
+product's words ("the address is on the suppression list: ...") and partly a
+mail server's: the first come in the language of Accept-Language, the second
+as the server wrote them (``dispatcher.i18n.translate_record``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -24,7 +32,7 @@ from dispatcher.delivery.views import DeliveryFilter, DeliveryView
 from dispatcher.domain.kinds import lookup_kind
 from dispatcher.domain.statuses import STATUSES, DeliveryStatus
 from dispatcher.errors import DispatcherError, FieldError
-from dispatcher.i18n import translate
+from dispatcher.i18n import translate, translate_record
 
 router = APIRouter()
 
@@ -77,7 +85,7 @@ def deliveries(
     shown = rows[:limit]
     states = runtime_of(request).admin().webhooks.states_of(d.id for d in shown)
     return schemas.DeliveryPage(
-        items=shown,
+        items=for_people(shown, language_of(request)),
         limit=limit,
         offset=offset,
         next_offset=offset + limit if more else None,
@@ -90,7 +98,14 @@ def deliveries(
     tags=["deliveries"],
     status_code=202,
     response_model=DeliveryView,
-    responses=problems(*AUTH, 404, 409, 503),
+    responses={
+        **problems(*AUTH, 404, 503),
+        409: {
+            "model": schemas.ResendRefused,
+            "description": "The address is on the suppression list, or the delivery is still "
+            "under way; the answer says which, as data too.",
+        },
+    },
 )
 def resend(
     request: Request,
@@ -100,7 +115,8 @@ def resend(
 ) -> DeliveryView:
     """Send a delivery's e-mail again as a new delivery linked to it (``resend_of``)."""
     force = body.force if body is not None else False
-    return runtime_of(request).admin().resend(principal.name, delivery_id, force=force)
+    copy = runtime_of(request).admin().resend(principal.name, delivery_id, force=force)
+    return for_people([copy], language_of(request))[0]
 
 
 @router.get(
@@ -116,7 +132,9 @@ def dead_letters(
     records = runtime_of(request).admin().records
     language = language_of(request)
     return schemas.DeadLetters(
-        deliveries=records.deliveries(DeliveryFilter(status=DeliveryStatus.DEAD, limit=limit)),
+        deliveries=for_people(
+            records.deliveries(DeliveryFilter(status=DeliveryStatus.DEAD, limit=limit)), language
+        ),
         events=[
             schemas.FailedEvent(
                 event_id=e.event_id,
@@ -168,3 +186,16 @@ def replay(
         skipped_deliveries=list(report.skipped_deliveries),
         skipped_events=list(report.skipped_events),
     )
+
+
+def for_people(views: Iterable[DeliveryView], language: str) -> list[DeliveryView]:
+    """Deliveries with the product's words in their texts in ``language``."""
+    return [
+        dataclasses.replace(
+            view,
+            last_text=translate_record(view.last_text, language),
+            bounce_text=translate_record(view.bounce_text, language),
+            feedback=translate_record(view.feedback, language),
+        )
+        for view in views
+    ]

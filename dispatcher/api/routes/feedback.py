@@ -9,20 +9,33 @@ from pydantic import AfterValidator
 
 from dispatcher.admin.use_cases import InvalidRequest
 from dispatcher.api import schemas
-from dispatcher.api.routes.common import AUTH, Administrator, Offset, Reader, no_nul, problems
+from dispatcher.api.routes.common import (
+    AUTH,
+    Administrator,
+    Offset,
+    Reader,
+    language_of,
+    no_nul,
+    problems,
+)
 from dispatcher.api.runtime import runtime_of
 from dispatcher.delivery.suppressions import SuppressionView
 from dispatcher.delivery.webhooks import WebhookView
 from dispatcher.domain.statuses import WebhookStatus
 from dispatcher.errors import FieldError
+from dispatcher.i18n import translate_record
 
 router = APIRouter()
 
 
-def _suppression(entry: SuppressionView, internal: dict[str, list[str]]) -> schemas.Suppression:
+def _suppression(
+    entry: SuppressionView, internal: dict[str, list[str]], language: str
+) -> schemas.Suppression:
     return schemas.Suppression(
         address=entry.address,
-        reason=entry.reason,
+        # A bounce's reason is the product's words around the server's; one
+        # typed by an administrator stays as typed.
+        reason=translate_record(entry.reason, language),
         since=entry.since,
         source_delivery_id=entry.source_delivery_id,
         created_by=entry.created_by,
@@ -48,7 +61,7 @@ def list_suppressions(
     entries, total = admin.suppressions.entries(search, limit, offset)
     internal = admin.internal_addresses()
     return schemas.SuppressionPage(
-        items=[_suppression(e, internal) for e in entries],
+        items=[_suppression(e, internal, language_of(request)) for e in entries],
         total=total,
         limit=limit,
         offset=offset,
@@ -68,7 +81,7 @@ def add_suppression(
     """Put an address on the suppression list (audited); an address there already stays."""
     admin = runtime_of(request).admin()
     entry = admin.suppress(principal.name, body.address, body.reason)
-    return _suppression(entry, admin.internal_addresses())
+    return _suppression(entry, admin.internal_addresses(), language_of(request))
 
 
 @router.delete(
@@ -84,7 +97,7 @@ def remove_suppression(
 ) -> schemas.Suppression:
     """Take an address off the suppression list (audited)."""
     admin = runtime_of(request).admin()
-    return _suppression(admin.unsuppress(principal.name, address), {})
+    return _suppression(admin.unsuppress(principal.name, address), {}, language_of(request))
 
 
 def _webhook(message: WebhookView) -> schemas.Webhook:

@@ -9,9 +9,10 @@ from dispatcher.admin.access import READ
 from dispatcher.admin.status import readiness
 from dispatcher.api import schemas
 from dispatcher.api.auth import SESSION_COOKIE, AuthProblem
-from dispatcher.api.routes.common import AnyToken, Reader, problems
+from dispatcher.api.routes.common import AnyToken, Reader, language_of, problems
 from dispatcher.api.runtime import requires, runtime_of
 from dispatcher.errors import DispatcherError
+from dispatcher.i18n import translate
 from dispatcher.ops.metrics import exposition
 
 router = APIRouter()
@@ -33,7 +34,8 @@ def readyz(request: Request, response: Response) -> schemas.Readiness:
     """Whether the database (with this version's schema) and the broker answer.
 
     No token needed for "ok" or "unavailable"; what is wrong (which may name
-    hosts) only for a caller with a read token.
+    hosts) only for a caller with a read token, in the language of
+    Accept-Language.
     """
     runtime = runtime_of(request)
     try:
@@ -49,7 +51,12 @@ def readyz(request: Request, response: Response) -> schemas.Readiness:
     status = "ok" if ready else "unavailable"
     if not _may_read(request):
         return schemas.Readiness(status=status)
-    return schemas.Readiness(status=status, database=database, broker=broker)
+    language = language_of(request)
+    return schemas.Readiness(
+        status=status,
+        database=database if database == "ok" else translate(database, language),
+        broker=broker if broker == "ok" else translate(broker, language),
+    )
 
 
 def _may_read(request: Request) -> bool:

@@ -1,10 +1,13 @@
 """What the web UI shows for the API's identifiers, in the language asked for.
 
 Statuses, event types, e-mail kinds, scopes, bounce kinds, webhook states,
-lanes and the sources of effective values are identifiers in the API's
-answers (``dead``, ``password.reset``, ``built-in (de)``); programs keep
-reading those. People read these labels, from the one message catalogue
-(``dispatcher.i18n``), chosen by ``Accept-Language`` like every other text.
+relay breaker states and security, lanes and the sources of effective values
+are identifiers in the API's answers (``dead``, ``password.reset``,
+``built-in (de)``); programs keep reading those. People read these labels,
+from the one message catalogue (``dispatcher.i18n``), chosen by
+``Accept-Language`` like every other text; ``hint.status.dead`` explains
+``status.dead`` in a sentence. The web UI's page carries the same words
+(``dispatcher.api.form``), and tests/unit/test_api_i18n.py holds them equal.
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ LABEL_PREFIXES = (
     "scope.",
     "bounce.",
     "webhook.",
+    "breaker.",
+    "security.",
     "lane.",
     "source.",
+    "hint.",
 )
 
 
@@ -34,7 +40,8 @@ class Labels(BaseModel):
     language: str = Field(description='"de" or "en", from Accept-Language (English by default).')
     labels: dict[str, str] = Field(
         description="Text per identifier, keyed by kind and value: status.dead, "
-        "event_type.password.reset, kind.password.reset, source.built-in (de), ... "
+        "event_type.password.reset, kind.password.reset, breaker.open, security.tls, "
+        "source.built-in (de), ...; hint.status.dead and the like explain one in a sentence. "
         'A key with {tag} ("source.group translation ({tag})") stands for every language tag.'
     )
 

@@ -29,7 +29,7 @@ from dispatcher.api.runtime import runtime_of
 from dispatcher.domain.group_settings import effective_view
 from dispatcher.domain.locales import locale_problem
 from dispatcher.errors import FieldError, NoSettings
-from dispatcher.i18n import translate
+from dispatcher.i18n import source_label, translate
 
 router = APIRouter()
 
@@ -237,6 +237,7 @@ def preview(
         runtime_of(request).admin().preview(code, body.kind, body.locale, body.document, body.event)
     )
     result = outcome.preview
+    language = language_of(request)
     return schemas.PreviewResponse(
         kind=result.kind,
         to=result.to,
@@ -248,8 +249,12 @@ def preview(
         sources=schemas.PreviewSources(
             subject=result.text.subject_source, body=result.text.body_source
         ),
+        source_labels=schemas.PreviewSources(
+            subject=source_label(result.text.subject_source, language),
+            body=source_label(result.text.body_source, language),
+        ),
         set_aside=[
-            schemas.FieldProblem(path=e.path, message=translate(e.message, language_of(request)))
+            schemas.FieldProblem(path=e.path, message=translate(e.message, language))
             for e in outcome.set_aside
         ],
     )

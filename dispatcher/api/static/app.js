@@ -177,9 +177,6 @@
       "vars.optional": "kann leer sein",
       "preview.placeholder":
         "Eine Adresse unter „Interne E-Mail-Adressen“ ist noch ungültig; die Vorschau zeigt dafür eine Platzhalteradresse.",
-      "source.group": "Gruppe",
-      "source.translation": "Übersetzung der Gruppe ({lang})",
-      "source.builtin": "Standardtext ({lang})",
       "path.title": "Versandweg",
       "path.domain": "Absenderdomain",
       "path.relays": "Relais (in Ausfallreihenfolge)",
@@ -220,7 +217,7 @@
       "resend.suppressed.text":
         "{recipient} steht auf der Sperrliste, meist weil eine E-Mail dorthin unzustellbar war. Wenn die Adresse nicht mehr existiert, schadet ein weiterer Versand dem Ruf des Absenders. Ist sie wieder gültig, nehmen Sie sie besser zuerst von der Sperrliste.",
       "resend.force": "Trotzdem senden",
-      "resend.server": "Antwort des Servers:",
+      "resend.suppressed.since": "Auf der Sperrliste seit {since}. Grund: {reason}",
       "supp.title": "Sperrliste",
       "supp.intro":
         "An diese Adressen wird nichts gesendet. Harte Bounces tragen Adressen selbst ein; hier fügen Sie Adressen von Hand hinzu oder nehmen sie wieder heraus.",
@@ -268,8 +265,6 @@
       "relays.routes": "Routen",
       "relays.match": "Bedingung",
       "relays.order": "Relais in Ausfallreihenfolge",
-      "relays.route.domain": "Absenderdomain {value}",
-      "relays.route.group": "Kundengruppe {value}",
       "relays.default": "Alle anderen E-Mails",
       yes: "ja",
       no: "nein",
@@ -428,9 +423,6 @@
       "vars.optional": "may be empty",
       "preview.placeholder":
         "An address under \u201cInternal e-mail addresses\u201d is not valid yet; the preview shows a placeholder address instead.",
-      "source.group": "group",
-      "source.translation": "group translation ({lang})",
-      "source.builtin": "built-in text ({lang})",
       "path.title": "Delivery path",
       "path.domain": "Sender domain",
       "path.relays": "Relays (failover order)",
@@ -471,7 +463,7 @@
       "resend.suppressed.text":
         "{recipient} is on the suppression list, usually because an e-mail to it bounced. If the address no longer exists, sending again harms the sender's reputation. If it works again, better take it off the suppression list first.",
       "resend.force": "Send anyway",
-      "resend.server": "The server says:",
+      "resend.suppressed.since": "On the suppression list since {since}. Reason: {reason}",
       "supp.title": "Suppression list",
       "supp.intro":
         "Nothing is sent to these addresses. Hard bounces add addresses by themselves; here you add addresses by hand or take them off again.",
@@ -519,8 +511,6 @@
       "relays.routes": "Routes",
       "relays.match": "Condition",
       "relays.order": "Relays in failover order",
-      "relays.route.domain": "Sender domain {value}",
-      "relays.route.group": "Customer group {value}",
       "relays.default": "All other e-mails",
       yes: "yes",
       no: "no",
@@ -629,17 +619,6 @@
   function namedHint(table, name) {
     const item = NAMES[table][name];
     return item ? label(item, "hint") || null : null;
-  }
-
-  // Where a preview's text came from: "group", "group translation (en)",
-  // "built-in (de)".
-  function sourceLabel(source) {
-    if (source === "group") return t("source.group");
-    let found = /^group translation \((.+)\)$/.exec(source);
-    if (found) return t("source.translation", { lang: found[1] });
-    found = /^built-in \((.+)\)$/.exec(source);
-    if (found) return t("source.builtin", { lang: found[1] });
-    return source;
   }
 
   // A document path ("password_reset.subject") as the form names it.
@@ -1863,10 +1842,11 @@
     parts.addresses.textContent = `${t("preview.from")}: ${data.from} · ${t("preview.to")}: ${data.to}`;
     parts.frame.srcdoc = data.html;
     parts.text.textContent = data.text;
+    // The server names the sources in the page's language (Accept-Language).
     parts.sources.textContent = t("preview.sources", {
       lang: data.language,
-      subject: sourceLabel(data.sources.subject),
-      body: sourceLabel(data.sources.body),
+      subject: data.source_labels.subject,
+      body: data.source_labels.body,
     });
     // Problems set aside are other sections' business, except that a broken
     // address makes every preview use a placeholder.
@@ -2107,12 +2087,19 @@
       });
       if (!ok) return;
       let answer = await call("POST", `/v1/deliveries/${d.id}/resend`, { force: false });
-      if (answer.status === 409) {
+      // The server says why as data: the address's entry on the suppression
+      // list (since when, why), in the page's language.
+      if (answer.status === 409 && answer.data && answer.data.code === "address_suppressed") {
+        const refused = answer.data;
         const forced = await confirmDialog({
           id: "force-dialog",
           title: t("resend.suppressed.title"),
-          text: t("resend.suppressed.text", { recipient: d.recipient }),
-          extra: h("p", { class: "notice" }, h("strong", { text: `${t("resend.server")} ` }), problemText(answer.data)),
+          text: t("resend.suppressed.text", { recipient: refused.address || d.recipient }),
+          extra: h("p", {
+            class: "notice",
+            "data-suppressed-since": refused.since || "",
+            text: t("resend.suppressed.since", { since: when(refused.since), reason: refused.reason || t("absent") }),
+          }),
           confirm: t("resend.force"),
           danger: true,
         });
@@ -2569,14 +2556,6 @@
 
   // Relays ---------------------------------------------------------------------
 
-  function routeLabel(match) {
-    let found = /^sender domain (.+)$/.exec(match);
-    if (found) return t("relays.route.domain", { value: found[1] });
-    found = /^group (.+)$/.exec(match);
-    if (found) return t("relays.route.group", { value: found[1] });
-    return match;
-  }
-
   async function relaysPage() {
     const mine = ticket();
     const result = await call("GET", "/v1/relays");
@@ -2611,7 +2590,8 @@
       );
     });
     const routeRows = [
-      ...data.routes.map((route) => [routeLabel(route.match), route.relays]),
+      // The server describes each route in the page's language.
+      ...data.routes.map((route) => [route.label, route.relays]),
       [t("relays.default"), data.default],
     ].map(([condition, relays]) => h("tr", {}, h("td", { text: condition }), h("td", {}, h("code", { text: relays.join(" → ") }))));
     mount(
