@@ -34,7 +34,7 @@ from dispatcher.domain.kinds import (
 )
 from dispatcher.domain.test_send import TestSend
 from dispatcher.errors import BrokerUnavailable, PartlyEnqueued
-from dispatcher.ops import metrics
+from dispatcher.ops import metrics, tracing
 from dispatcher.settings import redact_url
 
 TASK_NAME = HANDLE_EVENT
@@ -104,6 +104,7 @@ def _unavailable(exc: Exception, what: str) -> BrokerUnavailable:
     )
 
 
+@tracing.traced_publish
 def _send_task(task: str, argument: Any, queue: str, what: str) -> None:
     """Send one task message; raise ``BrokerUnavailable`` saying what was not enqueued."""
     try:

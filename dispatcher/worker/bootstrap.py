@@ -32,6 +32,7 @@ from dispatcher.delivery.record import DeliveryRecords
 from dispatcher.delivery.sending import dkim_keys, mail_sender, relay_source
 from dispatcher.delivery.webhooks import WebhookOutbox, WebhookSender
 from dispatcher.mail.dkim import DkimKeyError
+from dispatcher.ops import tracing
 from dispatcher.ops.logs import use_json
 from dispatcher.ops.metrics import registry
 from dispatcher.settings import Settings, get_settings
@@ -44,6 +45,8 @@ log = logging.getLogger("dispatcher.worker")
 
 # Every worker runs the sweeper's clock; beat is optional (sweep_clock.py).
 app.steps["worker"].add(SweepClock)
+# Traces of every task when OTEL_EXPORTER_OTLP_ENDPOINT is set (ops/tracing.py).
+tracing.instrument_worker()
 
 _service: Dispatcher | None = None
 _webhooks: WebhookSender | None = None
