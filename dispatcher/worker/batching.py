@@ -38,10 +38,12 @@ from typing import Any
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 from celery import Celery, Task
 from celery.worker import state as worker_state
+from celery.worker.control import inspect_command
 from celery.worker.strategy import default as default_strategy
 
 from dispatcher.broker import publisher
 from dispatcher.broker.app import CONSUME_ORDER, TASK_SOFT_TIME_LIMIT, TASK_TIME_LIMIT
+from dispatcher.broker.messages import HANDLE_EVENT
 from dispatcher.ops import metrics
 from dispatcher.settings import get_settings
 from dispatcher.worker.bootstrap import service
@@ -68,13 +70,31 @@ class Waiting:
     widened: bool
 
 
+# The consumer's batcher, for the remote-control command below (one per worker
+# process; a reconnecting consumer makes a new one).
+_current: EventBatcher | None = None
+
+
+@inspect_command()
+def dispatcher_batching(state: Any, **_: Any) -> dict[str, int]:
+    """How many single-event messages wait in this worker and how many batches run.
+
+    ``celery inspect dispatcher_batching``; ``dispatcher worker-check`` uses it.
+    """
+    if _current is None:
+        return {"waiting": 0, "in_flight": 0}
+    return {"waiting": _current.count, "in_flight": _current.in_flight}
+
+
 def strategy(task: Task, app: Celery, consumer: Any, **kwargs: Any) -> Callable[..., Any]:
     """Celery's hook (``Task.Strategy``): the handler for ``dispatcher.handle_event``."""
     default: Callable[..., Any] = default_strategy(task, app, consumer, **kwargs)
     size = get_settings().event_batch_size
     if size <= 1:
         return default
-    return EventBatcher(consumer, size, default)
+    global _current  # noqa: PLW0603 - one batcher per worker process, asked by remote control
+    _current = EventBatcher(consumer, size, default)
+    return _current
 
 
 class EventBatcher:
@@ -193,6 +213,10 @@ class EventBatcher:
 
     def _settle(self, batch: list[Waiting], settle: Callable[[Waiting], None]) -> None:
         self.in_flight -= 1
+        # Counted as tasks in the worker's stats (``celery inspect stats``),
+        # which health checks read to see that a worker makes progress.
+        worker_state.total_count[HANDLE_EVENT] += len(batch)
+        worker_state.all_total_count[0] += len(batch)
         for item in batch:
             settle(item)
             if item.widened:

@@ -13,12 +13,18 @@ from dispatcher.settings import get_settings
 OK, STALLED, ABSENT = 0, 1, 2
 
 
-def _sample(inspect: Any, names: list[str]) -> tuple[dict[str, int], dict[str, list[str]]]:
+def _sample(
+    inspect: Any, names: list[str]
+) -> tuple[dict[str, int], dict[str, list[str]], dict[str, int]]:
     stats = inspect.stats() or {}
     totals = {n: sum((stats.get(n) or {}).get("total", {}).values()) for n in names}
     queues = inspect.active_queues() or {}
     served = {n: [q["name"] for q in queues.get(n, [])] for n in names}
-    return totals, served
+    # Single events a worker took from Redis and keeps for its next batch
+    # (dispatcher.worker.batching) are no longer in any queue.
+    batching = inspect._request("dispatcher_batching") or {}
+    waiting = {n: int((batching.get(n) or {}).get("waiting", 0)) for n in names}
+    return totals, served, waiting
 
 
 def check(name: str | None, window: float) -> dict[str, Any]:
@@ -36,15 +42,21 @@ def check(name: str | None, window: float) -> dict[str, Any]:
     inspect = app.control.inspect(destination=names, timeout=2.0)
     try:
         before_depths = broker_state(settings).depths
-        before, served = _sample(inspect, names)
+        before, served, waiting_before = _sample(inspect, names)
         time.sleep(window)  # A measurement over time, not a synchronisation.
         after_depths = broker_state(settings).depths
-        after, _ = _sample(inspect, names)
+        after, _, waiting_after = _sample(inspect, names)
     except DispatcherError as exc:
         return {"status": ABSENT, "message": str(exc)}
     stalled = []
     for worker in names:
         if after.get(worker, 0) > before.get(worker, 0):
+            continue
+        if waiting_before.get(worker, 0) and waiting_after.get(worker, 0):
+            stalled.append(
+                f"{worker}: {waiting_after[worker]} events wait in it and it finished no task "
+                f"in {window:g} s"
+            )
             continue
         for queue in served.get(worker, []):
             was, now = before_depths.get(queue, 0), after_depths.get(queue, 0)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from billiard.einfo import ExceptionInfo
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
+from celery.worker import state as worker_state
 
 from dispatcher.broker import publisher
 from dispatcher.broker.app import CONSUME_ORDER
@@ -130,9 +131,21 @@ def test_messages_are_acknowledged_only_when_their_batch_has_run(setup: Any) -> 
     for message in messages:
         receive(batcher, message)
     assert all(m.outcome is None for m in messages)
+    done_before = worker_state.total_count["dispatcher.handle_event"]
     consumer.pool.jobs[0]["callback"](1)
     assert [m.outcome for m in messages][:1] == ["ack"]
     assert all(m.outcome is None for m in messages[1:])
+    # Counted as tasks done, which health checks read (celery inspect stats).
+    consumer.pool.jobs[2]["callback"](1)
+    assert worker_state.total_count["dispatcher.handle_event"] == done_before + 1 + 3
+
+
+def test_remote_control_tells_what_waits(setup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    batcher, _, _ = setup
+    monkeypatch.setattr(batching, "_current", batcher)
+    for number in range(4):
+        receive(batcher, Message(number, INTERACTIVE))
+    assert batching.dispatcher_batching(None) == {"waiting": 2, "in_flight": 2}
 
 
 def test_the_prefetch_window_widens_for_waiting_messages_up_to_a_batch_per_process(
