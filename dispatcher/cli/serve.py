@@ -202,6 +202,12 @@ class RepeatedResourceErrors(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ValueError) and "_start_serving" in record.getMessage():
+            # After an out-of-resources error asyncio retries accepting a
+            # moment later; when the server has closed its socket meanwhile
+            # (shutting down), each pending retry fails on fd -1 with a
+            # traceback. Nothing is lost: there is nothing left to serve.
+            return False
         if not isinstance(exc, OSError) or exc.errno not in RESOURCE_ERRNOS:
             return True
         key = (record.name, exc.errno)

@@ -479,6 +479,23 @@ def test_resource_errors_are_logged_once_per_interval() -> None:
     )
 
 
+def test_accept_retries_after_the_server_closed_are_not_logged() -> None:
+    log_filter = RepeatedResourceErrors(interval=60, clock=lambda: 0.0)
+    closed = ValueError("Invalid file descriptor: -1")
+    retry = logging.LogRecord(
+        "asyncio",
+        logging.ERROR,
+        __file__,
+        1,
+        "Exception in callback BaseSelectorEventLoop._start_serving(...)",
+        (),
+        (ValueError, closed, None),
+    )
+    assert not log_filter.filter(retry)
+    # Other errors of the kind still are.
+    assert log_filter.filter(_record(ValueError("Invalid file descriptor: -1")))
+
+
 def test_the_log_configuration_filters_asyncio_and_uvicorn() -> None:
     config = log_config()
     assert config["loggers"]["asyncio"]["filters"] == ["resource_errors"]
