@@ -23,11 +23,23 @@ from aiosmtpd.controller import Controller
 class SinkHandler:
     """aiosmtpd handler that stores messages; subclasses may refuse some."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, pipelining: bool = True) -> None:
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.pipelining = pipelining
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        # aiosmtpd reads commands one line at a time, so commands sent
+        # together are answered in order: it can offer PIPELINING (RFC 2920),
+        # as Postfix and most relays do, though it does not say so itself.
+        session.host_name = hostname
+        if self.pipelining:
+            return [*responses[:-1], "250-PIPELINING", responses[-1]]
+        return responses
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.store(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)

@@ -61,6 +61,18 @@ def close_transports(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         transport.close()
 
 
+@pytest.fixture(scope="module", params=["pipelining", "classic"])
+def sink(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Sink]:
+    """Every test here runs against a sink that offers PIPELINING and one that does not."""
+    started = Sink(
+        tmp_path_factory.mktemp("sink"), pipelining=request.param == "pipelining"
+    ).start()
+    yield started
+    started.stop()
+
+
 def config(port: int, **changes: object) -> SmtpConfig:
     values: dict[str, object] = {
         "host": "127.0.0.1",
@@ -98,6 +110,51 @@ def test_one_connection_carries_many_messages(sink: Sink) -> None:
         assert reply.code == 250  # type: ignore[attr-defined]
     assert transport._sent_on_connection == 5
     assert transport._tls_context is None  # No certificate store without TLS.
+    transport.close()
+
+
+def test_commands_go_together_when_the_server_offers_pipelining(
+    sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink.set_faults([])
+    transport = SmtpTransport(config(sink.port))
+    send(transport, "warm@example.com")
+    conn = transport._conn
+    assert conn is not None
+    writes: list[bytes] = []
+    original = conn.send
+
+    def recorded(data: object) -> None:
+        writes.append(data if isinstance(data, bytes) else str(data).encode())
+        original(data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(conn, "send", recorded)
+    assert send(transport, "piped@example.com").code == 250  # type: ignore[attr-defined]
+    assert sink.messages("piped@example.com")
+    commands = [w.split(b" ", 1)[0].split(b":", 1)[0].upper() for w in writes]
+    if sink.pipelining:
+        # RFC 2920: MAIL, RCPT and DATA in one write, then the message.
+        assert len(writes) == 2, writes
+        assert writes[0] == (
+            b"MAIL FROM:<portal@example.com>\r\nRCPT TO:<piped@example.com>\r\nDATA\r\n"
+        )
+        assert writes[1].endswith(b"\r\n.\r\n")
+    else:
+        assert commands[:3] == [b"MAIL", b"RCPT", b"DATA\r\n"], writes
+    transport.close()
+
+
+def test_a_message_with_leading_dots_arrives_as_written(sink: Sink) -> None:
+    sink.set_faults([])
+    transport = SmtpTransport(config(sink.port))
+    data = (
+        b"From: portal@example.com\r\nTo: dots@example.com\r\nSubject: dots\r\n\r\n"
+        b".one\r\n..two\r\n.\r\nlast line without end"
+    )
+    assert transport.send_bytes(data, "portal@example.com", "dots@example.com").code == 250
+    entry = sink.messages("dots@example.com")[-1]
+    body = sink.eml(entry).split(b"\r\n\r\n", 1)[1]
+    assert body.replace(b"\r\n", b"\n") == b".one\n..two\n.\nlast line without end\n"
     transport.close()
 
 

@@ -65,6 +65,8 @@ class Sink:
     directory: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # Offer PIPELINING (RFC 2920) in EHLO, as Postfix does.
+    pipelining: bool = True
 
     @property
     def faults_file(self) -> Path:
@@ -85,6 +87,7 @@ class Sink:
                     str(self.directory),
                     "--faults",
                     str(self.faults_file),
+                    *([] if self.pipelining else ["--no-pipelining"]),
                 ],
                 cwd=ROOT,
                 stdout=log,

@@ -34,8 +34,8 @@ from dispatcher.smtp.sink import SinkHandler
 
 
 class FaultySinkHandler(SinkHandler):
-    def __init__(self, directory: Path, faults: Path | None) -> None:
-        super().__init__(directory)
+    def __init__(self, directory: Path, faults: Path | None, *, pipelining: bool = True) -> None:
+        super().__init__(directory, pipelining=pipelining)
         self.faults = faults
         self.used: dict[str, int] = {}
         self.lock = threading.Lock()
@@ -128,8 +128,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--faults", type=Path, default=None)
+    parser.add_argument("--no-pipelining", action="store_true", help="do not offer PIPELINING")
     args = parser.parse_args()
-    handler = FaultySinkHandler(args.dir, args.faults)
+    handler = FaultySinkHandler(args.dir, args.faults, pipelining=not args.no_pipelining)
     controller = FaultyController(
         handler,
         hostname=args.host,
