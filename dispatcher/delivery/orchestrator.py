@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from config_store.repository import SettingsRepository
 from dispatcher.delivery.acceptance import Acceptance, AcceptanceMarks
@@ -120,6 +120,15 @@ class _Outgoing:
     data: bytes
     envelope_from: str
     route: Route
+
+
+class _Job(NamedTuple):
+    """One claimed delivery to attempt, with what its event brought along."""
+
+    claimed: Claimed
+    event: Event | None
+    settings: GroupSettings | None
+    published_at: float | None
 
 
 @dataclass
@@ -247,8 +256,22 @@ class Dispatcher:
             now,
         )
         pending = _Outcomes()
+        # The new events' e-mails go as one run, so that what is asked of
+        # Redis per e-mail (cooldowns, earlier acceptances) is asked once.
+        ran = self._attempt_jobs(
+            [
+                _Job(claimed, item.event, item.settings, at)
+                for item, recorded, at in zip(prepared, accepted, published, strict=True)
+                if recorded.new
+                for claimed in recorded.claimed
+            ],
+            pending,
+        )
         for item, recorded, at in zip(prepared, accepted, published, strict=True):
-            follow_ups = self._deliver(recorded, item.event, item.settings, at, pending=pending)
+            if recorded.new:
+                follow_ups = ran.get(item.event.event_id, [])
+            else:
+                follow_ups = self._deliver(recorded, item.event, item.settings, at, pending)
             status = EventStatus.ACCEPTED if recorded.new else EventStatus.DUPLICATE
             outcomes.append(item.outcome(status, recorded.deliveries, follow_ups))
         self._finish(pending)
@@ -407,27 +430,38 @@ class Dispatcher:
         published_at: float | None,
         pending: _Outcomes | None = None,
     ) -> list[FollowUp]:
-        """Attempt each claimed delivery; record outcomes now, or into ``pending``.
+        """Attempt each claimed delivery; record outcomes now, or into ``pending``."""
+        jobs = [_Job(item, event, settings, published_at) for item in claimed]
+        ran = self._attempt_jobs(jobs, pending)
+        return [f for follow_ups in ran.values() for f in follow_ups]
 
-        With ``pending`` (a batch), outcomes are written every ``FINISH_EVERY``.
-        The suppression list is asked once for all of ``claimed``.
+    def _attempt_jobs(
+        self, jobs: Sequence[_Job], pending: _Outcomes | None
+    ) -> dict[str, list[FollowUp]]:
+        """Attempt claimed deliveries; their follow-ups by event id.
+
+        With ``pending`` (a batch), outcomes are written every ``FINISH_EVERY``,
+        else at the end. Earlier acceptances and cooldowns are asked once for
+        all of ``jobs``.
         """
-        items = list(claimed)
         outcomes = _Outcomes() if pending is None else pending
-        follow_ups: list[FollowUp] = []
+        follow_ups: dict[str, list[FollowUp]] = {}
+        items = [job.claimed for job in jobs]
         taken = self._taken_before(items)
         cooldowns = self._cooldowns(
             [i.delivery for i in items if i.delivery.id not in taken and i.suppressed is None]
         )
-        for item in items:
+        for job in jobs:
+            item = job.claimed
             result = taken.get(item.delivery.id) or self._attempt(
-                item, event, settings, cooldowns.get(item.delivery.id)
+                item, job.event, job.settings, cooldowns.get(item.delivery.id)
             )
             outcomes.add(result, self._webhooks_for(item.delivery, result))
-            _count(item.delivery, result, published_at)
+            _count(item.delivery, result, job.published_at)
+            mine = follow_ups.setdefault(item.delivery.event_id, [])
             if result.status in RETRY_STATUSES and result.next_attempt_at:
                 delay = max(0.0, (result.next_attempt_at - self.clock()).total_seconds())
-                follow_ups.append(FollowUp(item.delivery.id, item.delivery.lane, delay))
+                mine.append(FollowUp(item.delivery.id, item.delivery.lane, delay))
             if pending is not None and len(outcomes.results) >= FINISH_EVERY:
                 self._finish(outcomes)
         if pending is None:

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from dispatcher import publish
+from dispatcher.broker.publisher import publish_many
 from dispatcher.delivery.limits import Limits
 from dispatcher.domain.kinds import EventType
 from dispatcher.domain.samples import sample_event
@@ -107,6 +108,20 @@ def test_cooldown_suppresses_the_excess_with_its_reason(stack: Stack) -> None:
     assert rows[2].last_text == (
         "cooldown: already 2 password.reset e-mails to this address in 60 minutes"
     )
+    assert len(stack.sink.messages(address)) == 2
+
+
+@pytest.mark.integration
+def test_cooldown_holds_within_one_batch(stack: Stack) -> None:
+    # publish_many sends the three as one task: their cooldowns are asked in
+    # one round trip, in order, with the answers of asking one by one.
+    address = f"batched-{uuid.uuid4().hex[:6]}@example.com"
+    others = [event(EventType.PASSWORD_RESET, f"other-{uuid.uuid4().hex[:6]}@example.com")]
+    events = [event(EventType.PASSWORD_RESET, address) for _ in range(3)] + others
+    publish_many(events)
+    rows = [stack.wait_status(str(item["event_id"]), {"sent", "suppressed"})[0] for item in events]
+    assert sorted(r.status for r in rows[:3]) == ["sent", "sent", "suppressed"]
+    assert rows[3].status == "sent"
     assert len(stack.sink.messages(address)) == 2
 
 
