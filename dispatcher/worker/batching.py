@@ -44,7 +44,7 @@ from celery.worker.strategy import default as default_strategy
 from dispatcher.broker import publisher
 from dispatcher.broker.app import CONSUME_ORDER, TASK_SOFT_TIME_LIMIT, TASK_TIME_LIMIT
 from dispatcher.broker.messages import HANDLE_EVENT
-from dispatcher.ops import metrics
+from dispatcher.ops import metrics, tracing
 from dispatcher.settings import get_settings
 from dispatcher.worker.bootstrap import service
 from dispatcher.worker.tasks import OUTAGES, after, outage_delay
@@ -55,6 +55,8 @@ log = logging.getLogger("dispatcher.worker.batching")
 # whether one has become free (a task of another kind may have ended; batches
 # tell it themselves).
 POLL_SECONDS = 0.005
+# Where publish() puts its trace context (dispatcher/ops/tracing.py).
+TRACE_HEADERS = ("traceparent", "tracestate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,8 @@ class Waiting:
     reject: Callable[..., Any]
     # Whether the prefetch window was widened for this message.
     widened: bool
+    # Its trace context (traceparent, tracestate), for the batch's span.
+    trace: dict[str, str]
 
 
 # The consumer's batcher, for the remote-control command below (one per worker
@@ -146,6 +150,7 @@ class EventBatcher:
                 ack,
                 reject,
                 widen,
+                {k: v for k in TRACE_HEADERS if isinstance(v := headers.get(k), str)},
             )
         )
         self.count += 1
@@ -204,6 +209,7 @@ class EventBatcher:
                 [item.published_at for item in batch],
                 queue,
                 max(item.retries for item in batch),
+                [item.trace for item in batch],
             ),
             callback=lambda _result: self._done(batch),
             error_callback=lambda einfo: self._failed(queue, batch, einfo),
@@ -269,9 +275,20 @@ def _earliest(times: Any) -> float | None:
 
 
 def run_batch(
-    events: Sequence[Any], published: Sequence[float | None], queue: str, retries: int
+    events: Sequence[Any],
+    published: Sequence[float | None],
+    queue: str,
+    retries: int,
+    traces: Sequence[dict[str, str]] = (),
 ) -> int:
     """Handle events that arrived one message each as one batch; return how many."""
+    with tracing.consumer_span("run/dispatcher.handle_event", traces, events):
+        return _run_batch(events, published, queue, retries)
+
+
+def _run_batch(
+    events: Sequence[Any], published: Sequence[float | None], queue: str, retries: int
+) -> int:
     metrics.EVENT_BATCH_SIZE.observe(len(events))
     try:
         outcomes = service().handle_events(events, published_each=published)

@@ -140,15 +140,9 @@ def _hex(number: int, width: int) -> str:
     [
         # Celery's own task run (the Celery instrumentation's span).
         "1",
-        # The worker's batching path (dispatcher/worker/batching.py) runs events
-        # outside Celery's task run: run_batch must wrap its work in
-        # tracing.consumer_span with the messages' traceparent headers.
-        pytest.param(
-            "10",
-            marks=pytest.mark.xfail(
-                reason="batching.run_batch does not call tracing.consumer_span yet", strict=True
-            ),
-        ),
+        # The worker's batching path (dispatcher/worker/batching.py), outside
+        # Celery's task run: tracing.consumer_span.
+        "10",
     ],
 )
 def test_one_trace_from_the_api_through_the_worker_to_the_smtp_reply(
