@@ -34,7 +34,7 @@ from dispatcher.delivery.views import DeliveryFilter
 from dispatcher.domain.kinds import EventType
 from dispatcher.domain.samples import sample_event
 from dispatcher.domain.statuses import WAITING
-from dispatcher.errors import BrokerUnavailable
+from dispatcher.errors import BrokerUnavailable, StoreUnavailable
 from tests.conftest import fresh_database
 from tests.support.documents import addresses_only
 from tests.support.harness import Sink, Worker, free_port, wait_for
@@ -247,7 +247,12 @@ class FaultStack:
 
     def settled(self) -> bool:
         """Every accepted event is recorded and none of its deliveries is still waiting."""
-        rows = self.records.deliveries(DeliveryFilter(limit=1_000_000))
+        try:
+            rows = self.records.deliveries(DeliveryFilter(limit=1_000_000))
+        except StoreUnavailable:
+            # A pooled connection is pinged only after 10 s idle, so the first
+            # look after a database restart fails, and the pool starts afresh.
+            return False
         by_event = {r.event_id for r in rows}
         if any(event_id not in by_event for event_id in self.accepted.values()):
             return False
