@@ -29,6 +29,8 @@ app.conf.update(
 @app.task(name="naive.send_email")
 def send_email(to: str, sender: str, subject: str, body: str, context: dict[str, object]) -> None:
     environment = jinja2.Environment(autoescape=False)
+    # The built-in texts format dates with a filter of their own.
+    environment.filters["datetime"] = str
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
