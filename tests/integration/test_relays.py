@@ -22,7 +22,7 @@ from dispatcher.domain.samples import sample_event
 from dispatcher.mail.dkim import DkimKeys
 from tests.support.cli import run
 from tests.support.documents import full
-from tests.support.harness import Sink, wait_for
+from tests.support.harness import WORKER_PROCESSES, Sink, wait_for
 from tests.support.stack import Stack, running_stack
 
 
@@ -163,23 +163,36 @@ def test_a_relay_killed_mid_burst_fails_over_within_the_attempt_and_comes_back(
         "the burst to reach the primary relay",
     )
     relays["primary"].stop()
-    for event in events[20:]:
-        publish(event)
-    rows = [stack.wait_status(e["event_id"], {"sent"}, timeout=60)[0] for e in events]
-    taken = {r.relay for r in rows}
-    assert taken == {"primary", "backup"}, taken
-    # Failover happened inside the attempt: nothing needed a retry.
-    assert all(r.attempts == 1 for r in rows), [(r.relay, r.attempts) for r in rows]
-    for event in events:
-        arrived = [
-            relay
-            for relay in ("primary", "backup")
-            if relays[relay].messages(event["contact"]["email"])
+    try:
+        for event in events[20:]:
+            publish(event)
+        rows = [stack.wait_status(e["event_id"], {"sent"}, timeout=60)[0] for e in events]
+        taken = {r.relay for r in rows}
+        assert taken == {"primary", "backup"}, taken
+        # Failover happened inside the attempt: nothing needed a retry, except an
+        # e-mail whose whole message was on the wire when the relay died (at most
+        # one per worker process). Nobody can know whether the dead relay took
+        # that one, so it is sent again and marked uncertain (the documented
+        # exception), and it may have arrived twice.
+        retried = [
+            (r.recipient, r.relay, r.attempts, r.uncertain, r.last_text)
+            for r in rows
+            if r.attempts > 1
         ]
-        assert len(arrived) == 1, (event["contact"]["email"], arrived)
-    # The primary comes back: after the breaker's pause a probe finds it, and it takes mail again.
-    relays["primary"] = Sink(relays["primary"].directory, port=relays["primary"].port).start()
+        assert all(uncertain for *_, uncertain, _ in retried), retried
+        assert len(retried) <= WORKER_PROCESSES, retried
+        for event, row in zip(events, rows, strict=True):
+            arrived = [
+                relay
+                for relay in ("primary", "backup")
+                if relays[relay].messages(event["contact"]["email"])
+            ]
+            assert len(arrived) == 1 or (row.uncertain and len(arrived) == 2), (row, arrived)
+    finally:
+        # The primary comes back (also when an assertion failed, for the tests after this one).
+        relays["primary"] = Sink(relays["primary"].directory, port=relays["primary"].port).start()
 
+    # After the breaker's pause a probe finds the primary, and it takes mail again.
     def primary_again() -> bool:
         probe = reset("RETAIL", f"back-{uuid.uuid4().hex[:6]}@example.com")
         publish(probe)

@@ -22,6 +22,9 @@ from typing import Any, TypeVar
 
 from dispatcher.smtp.sink import read_index
 
+# Pool processes of every worker a test starts.
+WORKER_PROCESSES = 2
+
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 
@@ -151,7 +154,7 @@ class Worker:
                     "worker",
                     "worker",
                     "--loglevel=INFO",
-                    "--concurrency=2",
+                    f"--concurrency={WORKER_PROCESSES}",
                     f"--hostname={self.name}@%h",
                     "--without-mingle",
                     "--without-gossip",
