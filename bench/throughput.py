@@ -159,7 +159,8 @@ def run_naive(
     from tests.support.harness import Sink, Worker, broker_env
     from tests.support.stack import purge_broker
 
-    sink = Sink(directory / "naive-sink").start()
+    # A sink of its own per run: it counts the files in its directory.
+    sink = Sink(directory / f"naive-sink-{kind}").start()
     # One prefix per bench process: the naive app reads it when first imported.
     prefix = os.environ.setdefault("NAIVE_PREFIX", f"naive-{uuid.uuid4().hex[:8]}:")
     env = {

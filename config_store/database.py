@@ -15,10 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
@@ -186,7 +182,20 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         yield session
 
 
+# The revision this code needs: the newest file in migrations/versions
+# (tests/unit/test_migrations.py checks that it is Alembic's head). Knowing it
+# without Alembic keeps every command, worker and API start from importing
+# Alembic and reading the migration scripts (about a quarter of a command's
+# start-up); Alembic is imported only to migrate.
+HEAD_REVISION = "0005"
+# Alembic's bookkeeping table (its default name, which env.py keeps).
+VERSION_TABLE = "alembic_version"
+
+
 def _alembic_config(engine: Engine | None) -> Any:
+    # Imported here: only migrations need Alembic (see HEAD_REVISION).
+    from alembic.config import Config  # noqa: PLC0415
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -195,6 +204,7 @@ def _alembic_config(engine: Engine | None) -> Any:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Create or migrate the schema to ``revision``."""
+    from alembic import command  # noqa: PLC0415 - see HEAD_REVISION
 
     try:
         command.upgrade(_alembic_config(engine), revision)
@@ -207,18 +217,25 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def downgrade(engine: Engine, revision: str) -> None:
+    from alembic import command  # noqa: PLC0415 - see HEAD_REVISION
+
     command.downgrade(_alembic_config(engine), revision)
 
 
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
-    assert head is not None
-    return head
+    return HEAD_REVISION
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The schema's revision as Alembic recorded it; None for a database without one."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table(VERSION_TABLE):
+            return None
+        rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+        versions = list(rows)
+    # One row on a linear history; Alembic leaves the table empty after a
+    # downgrade to base.
+    return versions[0] if len(versions) == 1 else None
 
 
 def require_schema(engine: Engine) -> None:

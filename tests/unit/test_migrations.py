@@ -7,9 +7,12 @@ from collections.abc import Iterator
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 from config_store.database import (
+    HEAD_REVISION,
+    _alembic_config,
     current_revision,
     downgrade,
     head_revision,
@@ -56,3 +59,21 @@ def test_upgrade_twice_is_harmless(empty_engine: Engine) -> None:
     upgrade(empty_engine)
     upgrade(empty_engine)
     assert current_revision(empty_engine) == head_revision()
+
+
+def test_the_revision_the_code_needs_is_alembics_head() -> None:
+    """HEAD_REVISION spares every start Alembic; it must name the newest migration."""
+    script = ScriptDirectory.from_config(_alembic_config(None))
+    assert script.get_current_head() == HEAD_REVISION, (
+        "a migration was added: set config_store.database.HEAD_REVISION to its revision"
+    )
+
+
+def test_the_current_revision_is_read_as_alembic_reads_it(empty_engine: Engine) -> None:
+    assert current_revision(empty_engine) is None
+    upgrade(empty_engine, "0003")
+    with empty_engine.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() == "0003"
+    assert current_revision(empty_engine) == "0003"
+    downgrade(empty_engine, "base")
+    assert current_revision(empty_engine) is None
