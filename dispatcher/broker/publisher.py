@@ -22,7 +22,7 @@ from dispatcher.broker.messages import (
     SWEEP,
     TEST_SEND,
 )
-from dispatcher.broker.queues import LAST_SWEEP, queue_depth, redis_for_url
+from dispatcher.broker.queues import LAST_SWEEP, WEBHOOKS_ASKED, queue_depth, redis_for_url
 from dispatcher.domain.events import Event, parse_event, validate_all
 from dispatcher.domain.follow_ups import FollowUp
 from dispatcher.domain.kinds import (
@@ -196,13 +196,40 @@ def postpone_events(
     )
 
 
+# How long a request for a webhook task holds back further ones; after that a
+# lost or long-queued task is asked for again (the sweeper asks too).
+WEBHOOKS_ASK_SECONDS = 60
+
+
 def send_webhooks_soon() -> None:
     """Ask a worker to send the webhooks that are due (the outbox holds them meanwhile).
 
+    One task is asked for at a time: while one is queued and has not started,
+    it will send what is due then, so every batch of e-mails does not add a
+    task of its own (on the everyday path that was one task per few e-mails).
     Best effort: if the broker cannot take the message, the sweeper asks again.
     """
+    target = journal()
+    if target is not None:
+        try:
+            asked = target.client.set(
+                f"{target.prefix}{WEBHOOKS_ASKED}", "1", nx=True, ex=WEBHOOKS_ASK_SECONDS
+            )
+        except redis.RedisError:
+            asked = True  # Unknown: ask anyway; a spare task finds nothing due.
+        if not asked:
+            return
     with contextlib.suppress(OperationalError, OSError):
         app.send_task(SEND_WEBHOOKS, queue=WEBHOOKS_QUEUE, routing_key=WEBHOOKS_QUEUE)
+
+
+def webhooks_round_started() -> None:
+    """A webhook task has started: what becomes due from now on needs a task of its own."""
+    target = journal()
+    if target is None:
+        return
+    with contextlib.suppress(redis.RedisError):
+        target.client.delete(f"{target.prefix}{WEBHOOKS_ASKED}")
 
 
 def request_sweep(expires: float) -> None:

@@ -27,6 +27,8 @@ PRIORITY_SEPARATOR = "\x06\x16"
 # sweep last ran; both under the installation's prefix.
 SWEEP_LOCK = "dispatcher:sweep-lock"
 LAST_SWEEP = "dispatcher:last-sweep"
+# Set while a webhook task is queued and not yet started (see send_webhooks_soon).
+WEBHOOKS_ASKED = "dispatcher:webhooks-asked"
 PRIORITY_STEPS = (0, 3, 6, 9)
 
 

@@ -31,6 +31,8 @@ from dispatcher.settings import Settings
 log = logging.getLogger("dispatcher.webhooks")
 
 MAX_ERROR = 500
+# Webhooks the receiver took are recorded this many at a time (see send_due).
+DELIVERED_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -181,11 +183,14 @@ class WebhookOutbox:
             ).all()
             return [_view(row) for row in rows]
 
-    def delivered(self, message_id: int, now: datetime) -> None:
+    def delivered(self, message_ids: Sequence[int], now: datetime) -> None:
+        """Record messages the receiver took, in one statement."""
+        if not message_ids:
+            return
         with session_scope(self.engine) as session:
             session.execute(
                 update(WebhookMessage)
-                .where(WebhookMessage.id == message_id)
+                .where(WebhookMessage.id.in_(message_ids))
                 .values(
                     status=WebhookStatus.DELIVERED.value,
                     attempts=WebhookMessage.attempts + 1,
@@ -332,14 +337,22 @@ class WebhookSender:
         # An endpoint that failed once this round is not asked again in it: a
         # receiver that is down would otherwise cost a timeout per message.
         down: dict[str, str] = {}
+        # Deliveries are written DELIVERED_EVERY at a time: one commit per
+        # webhook had cost as much as the webhook. A sender killed in between
+        # sends those again when their claim lapses (at least once, as
+        # Standard Webhooks receivers expect; they recognise the webhook-id).
+        taken: list[int] = []
         for message in messages:
             error = down.get(message.endpoint) or self._post(message)
             if error is not None:
                 down[message.endpoint] = error
             now = self.clock()
             if error is None:
-                self.outbox.delivered(message.id, now)
+                taken.append(message.id)
                 delivered += 1
+                if len(taken) >= DELIVERED_EVERY:
+                    self.outbox.delivered(taken, now)
+                    taken = []
                 continue
             give_up = message.created_at + timedelta(hours=self.config.webhook_retry_hours)
             delay = retry_delay(
@@ -361,6 +374,7 @@ class WebhookSender:
             else:
                 self.outbox.failed(message, error, now, retry_at)
                 retried += 1
+        self.outbox.delivered(taken, self.clock())
         return SendResult(delivered, retried, failed)
 
     def _post(self, message: WebhookView) -> str | None:

@@ -100,6 +100,7 @@ def send_delivery(self: Task, delivery_id: int) -> None:
 @app.task(name=messages.SEND_WEBHOOKS, bind=True, max_retries=None)
 def send_webhooks(self: Task) -> None:
     """Send the webhooks that are due; hand what is left to the next task."""
+    publisher.webhooks_round_started()
     sender = webhook_sender()
     deadline = time.monotonic() + WEBHOOK_ROUND_SECONDS
     try:

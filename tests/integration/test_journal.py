@@ -15,8 +15,8 @@ from dispatcher import publish
 from dispatcher.broker import publisher
 from dispatcher.broker.journal import Entry, Journal, rescue
 from dispatcher.broker.publisher import journal
-from dispatcher.broker.queues import broker_state, queue_depth
-from dispatcher.domain.kinds import EventType, Lane, queue_for
+from dispatcher.broker.queues import WEBHOOKS_ASKED, broker_state, queue_depth
+from dispatcher.domain.kinds import WEBHOOKS_QUEUE, EventType, Lane, queue_for
 from dispatcher.domain.samples import sample_event
 from dispatcher.errors import BrokerUnavailable
 from dispatcher.settings import get_settings
@@ -154,3 +154,21 @@ def test_an_event_that_could_not_be_enqueued_leaves_no_journal_entry(
     assert target is not None
     assert not client.hexists(target.entries_key, event["event_id"])
     assert client.zscore(target.index_key, event["event_id"]) is None
+
+
+def test_one_webhook_task_is_asked_for_at_a_time(client: Any) -> None:
+    """Batches ask for a webhook task each; while one waits, no second is queued."""
+    target = journal()
+    assert target is not None
+    client.delete(f"{target.prefix}{WEBHOOKS_ASKED}")
+    before = queue_depth(client, target.prefix, WEBHOOKS_QUEUE)
+    for _ in range(5):
+        publisher.send_webhooks_soon()
+    assert queue_depth(client, target.prefix, WEBHOOKS_QUEUE) == before + 1
+    # Once the task has started, what becomes due needs (and gets) a task of its own.
+    publisher.webhooks_round_started()
+    publisher.send_webhooks_soon()
+    publisher.send_webhooks_soon()
+    assert queue_depth(client, target.prefix, WEBHOOKS_QUEUE) == before + 2
+    # A request whose task was lost holds back others only for a while.
+    assert 0 < client.ttl(f"{target.prefix}{WEBHOOKS_ASKED}") <= publisher.WEBHOOKS_ASK_SECONDS
