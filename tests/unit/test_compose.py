@@ -123,3 +123,14 @@ def test_the_image_builds_from_this_repository() -> None:
     healthcheck = re.search(r"^HEALTHCHECK .*\n\s+CMD \[(.*)\]$", dockerfile, re.M)
     assert healthcheck is not None
     assert healthcheck.group(1) == '"python", "-m", "dispatcher.ops.healthcheck"'
+
+
+def test_flower_asks_for_a_password_from_the_environment() -> None:
+    environment = SERVICES["flower"]["environment"]
+    # It must be given: compose refuses to start without it (no default).
+    assert re.fullmatch(r"\$\{FLOWER_BASIC_AUTH:\?[^}]+\}", environment["FLOWER_BASIC_AUTH"])
+    # The rest of the services' environment still reaches it (the broker, for one).
+    assert (
+        environment["DISPATCHER_BROKER_URL"]
+        == SERVICES["api"]["environment"]["DISPATCHER_BROKER_URL"]
+    )
