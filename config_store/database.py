@@ -185,7 +185,7 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 # The revision this code needs: the newest file in migrations/versions
 # (tests/unit/test_migrations.py checks that it is Alembic's head). Knowing it
 # without Alembic keeps every command, worker and API start from importing
-# Alembic and reading the migration scripts (about a quarter of a command's
+# Alembic and reading the migration scripts (about a tenth of a command's
 # start-up); Alembic is imported only to migrate.
 HEAD_REVISION = "0005"
 # Alembic's bookkeeping table (its default name, which env.py keeps).
