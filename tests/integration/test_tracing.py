@@ -223,4 +223,10 @@ def test_one_trace_from_the_api_through_the_worker_to_the_smtp_reply(
         assert sent[0]["dispatcher.smtp_code"] == 250
         assert sent[0]["dispatcher.event_id"] == event["event_id"]
         assert sent[0]["dispatcher.kind"] == "password.reset"
-    assert "Traceback" not in stack.worker.log()
+    # Tracing must never cost the worker an error. Only tracebacks that involve
+    # it count: the stack has stopped the worker by now, and a SIGTERM to its
+    # process group that finds a pool process busy (a sweep, say) logs billiard's
+    # "Worker exited prematurely" with a traceback (seen once in CI).
+    worker_log = stack.worker.log()
+    tracebacks = worker_log.split("Traceback (most recent call last):")[1:]
+    assert not [t for t in tracebacks if "opentelemetry" in t or "tracing" in t], worker_log
