@@ -43,7 +43,7 @@ from tests.support.faultlib import (
     once_each,
     pool_children,
 )
-from tests.support.harness import Receiver, Sink, wait_for
+from tests.support.harness import WORKER_PROCESSES, Receiver, Sink, wait_for
 from tests.support.malformed import HANDLED, corpus
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
@@ -428,12 +428,20 @@ def s18_relay_down_mid_burst(stack: FaultStack) -> str:
         stack.publish(EventType.CUSTOMER_VALIDATED, tag="relay")
     stack.settle(120)
     rows = stack.records.deliveries(DeliveryFilter(limit=10_000))
+    # Failover is within one attempt, except for an e-mail whose whole message
+    # was on the wire when the relay died (at most one per worker process):
+    # nobody knows whether the relay took it, so it goes again, marked
+    # uncertain (the documented exception, counted as "dup. uncertain").
     retried = [r for r in rows if r.attempts > 1]
-    assert not retried, f"{len(retried)} needed another attempt; failover is within one"
+    assert all(r.uncertain for r in retried), f"{retried} needed another attempt"
+    assert len(retried) <= WORKER_PROCESSES, f"{len(retried)} needed another attempt"
     by_relay = Counter(r.relay for r in rows)
     assert by_relay["backup"] >= 150, by_relay
     stack.sink = Sink(stack.sink.directory, port=stack.sink.port).start()
-    return f"primary relay stopped mid-burst; {dict(by_relay)}, every e-mail in one attempt"
+    return (
+        f"primary relay stopped mid-burst; {dict(by_relay)}; "
+        f"{len(rows) - len(retried)} in one attempt, {len(retried)} on the wire sent again"
+    )
 
 
 def s19_all_relays_down(stack: FaultStack) -> str:
