@@ -172,3 +172,21 @@ def test_one_webhook_task_is_asked_for_at_a_time(client: Any) -> None:
     assert queue_depth(client, target.prefix, WEBHOOKS_QUEUE) == before + 2
     # A request whose task was lost holds back others only for a while.
     assert 0 < client.ttl(f"{target.prefix}{WEBHOOKS_ASKED}") <= publisher.WEBHOOKS_ASK_SECONDS
+
+
+def test_a_webhook_task_is_asked_for_when_redis_cannot_say_whether_one_waits(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = journal()
+    assert target is not None
+    client.delete(f"{target.prefix}{WEBHOOKS_ASKED}")
+    before = queue_depth(client, target.prefix, WEBHOOKS_QUEUE)
+
+    def unavailable(*_args: Any, **_kwargs: Any) -> None:
+        raise redis.ConnectionError("the key could not be set")
+
+    monkeypatch.setattr(target.client, "set", unavailable)
+    publisher.send_webhooks_soon()
+    publisher.send_webhooks_soon()
+    # Unknown whether a task waits: each asks (a spare task finds nothing due).
+    assert queue_depth(client, target.prefix, WEBHOOKS_QUEUE) == before + 2
