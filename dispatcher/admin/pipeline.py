@@ -61,7 +61,8 @@ class CeleryPipeline:
             ) from None
 
     def send_webhooks(self) -> None:
-        publisher.send_webhooks_soon()
+        # Asked for by an operator (a replay): no reason to wait for more.
+        publisher.send_webhooks_soon(gather=0)
 
     def broker_problem(self) -> str | None:
         try:

@@ -199,15 +199,21 @@ def postpone_events(
 # How long a request for a webhook task holds back further ones; after that a
 # lost or long-queued task is asked for again (the sweeper asks too).
 WEBHOOKS_ASK_SECONDS = 60
+# How long a webhook task asked for by new outcomes waits before it starts, so
+# that the outcomes of the batches that end meanwhile go in the same round
+# (one claim, one update) instead of a round each.
+WEBHOOKS_GATHER_SECONDS = 1.0
 
 
-def send_webhooks_soon() -> None:
+def send_webhooks_soon(gather: float = WEBHOOKS_GATHER_SECONDS) -> None:
     """Ask a worker to send the webhooks that are due (the outbox holds them meanwhile).
 
     One task is asked for at a time: while one is queued and has not started,
     it will send what is due then, so every batch of e-mails does not add a
     task of its own (on the everyday path that was one task per few e-mails).
-    Best effort: if the broker cannot take the message, the sweeper asks again.
+    The task starts ``gather`` seconds later, to take more at once; a webhook
+    is never more than that late for it. Best effort: if the broker cannot
+    take the message, the sweeper asks again.
     """
     target = journal()
     if target is not None:
@@ -220,7 +226,12 @@ def send_webhooks_soon() -> None:
         if not asked:
             return
     with contextlib.suppress(OperationalError, OSError):
-        app.send_task(SEND_WEBHOOKS, queue=WEBHOOKS_QUEUE, routing_key=WEBHOOKS_QUEUE)
+        app.send_task(
+            SEND_WEBHOOKS,
+            queue=WEBHOOKS_QUEUE,
+            routing_key=WEBHOOKS_QUEUE,
+            countdown=gather if gather > 0 else None,
+        )
 
 
 def webhooks_round_started() -> None:

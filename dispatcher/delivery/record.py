@@ -162,10 +162,33 @@ def _suppression_reasons(connection: Any, views: Sequence[DeliveryView]) -> dict
     wanted = sorted({v.recipient.lower() for v in views if not v.ignore_suppression})
     if not wanted:
         return {}
-    rows = connection.execute(
-        select(Suppression.address, Suppression.reason).where(Suppression.address.in_(wanted))
-    ).all()
+    rows = connection.execute(_SUPPRESSION_REASONS, {"addresses": wanted}).all()
     return {str(address): str(reason) for address, reason in rows}
+
+
+# Statements on the path every e-mail takes are built once: building one
+# (and its cache key) for every batch had cost more than a statement's round trip.
+_SUPPRESSION_REASONS = select(Suppression.address, Suppression.reason).where(
+    Suppression.address.in_(bindparam("addresses", expanding=True))
+)
+_DELIVERIES = cast(Table, Delivery.__table__)
+_FINISH = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("b_id"), _DELIVERIES.c.status == SENDING)
+    .values(
+        status=bindparam("b_status"),
+        last_code=bindparam("b_code"),
+        last_text=bindparam("b_text"),
+        next_attempt_at=bindparam("b_next"),
+        sent_at=bindparam("b_sent"),
+        claimed_at=None,
+        updated_at=bindparam("b_now"),
+        uncertain=or_(_DELIVERIES.c.uncertain, bindparam("b_uncertain")),
+        # A deferral (rate limit) was no attempt; the claim counted one.
+        attempts=_DELIVERIES.c.attempts - bindparam("b_undo"),
+        relay=func.coalesce(bindparam("b_relay"), _DELIVERIES.c.relay),
+    )
+)
 
 
 def _held(view: DeliveryView, reasons: Mapping[str, str]) -> str | None:
@@ -190,6 +213,17 @@ class DeliveryRecords:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        events = cast(Table, EventRecord.__table__)
+        self._insert_events = (
+            self._insert(events)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(events.c.id, events.c.event_id)
+        )
+        self._insert_deliveries = (
+            self._insert(_DELIVERIES)
+            .on_conflict_do_nothing(index_elements=ORIGINAL_KEY, index_where=ORIGINALS_ONLY)
+            .returning(*_DELIVERIES.c)
+        )
 
     # Events -----------------------------------------------------------------
 
@@ -244,9 +278,7 @@ class DeliveryRecords:
                 return Accepted((), (), new=True)
             request = AcceptRequest(payload, lane, planned, settings_version, test)
             rows = connection.execute(
-                self._insert(deliveries)
-                .on_conflict_do_nothing(index_elements=ORIGINAL_KEY, index_where=ORIGINALS_ONLY)
-                .returning(*deliveries.c),
+                self._insert_deliveries,
                 [_delivery_row(event_pk, request, item, now) for item in planned],
             ).all()
             views = tuple(sorted((view_of(r) for r in rows), key=lambda v: v.id))
@@ -263,15 +295,11 @@ class DeliveryRecords:
         """
         if not items:
             return []
-        events = cast(Table, EventRecord.__table__)
-        deliveries = cast(Table, Delivery.__table__)
         inserted: dict[str, int] = {}
         claimed: dict[str, list[DeliveryView]] = {}
         with connection_scope(self.engine) as connection:
             rows = connection.execute(
-                self._insert(events)
-                .on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(events.c.id, events.c.event_id),
+                self._insert_events,
                 [_event_row(item.payload, item.lane, now, ACCEPTED, None) for item in items],
             ).all()
             inserted = {row.event_id: row.id for row in rows}
@@ -287,12 +315,7 @@ class DeliveryRecords:
             ]
             held: dict[str, str] = {}
             if new_rows:
-                for row in connection.execute(
-                    self._insert(deliveries)
-                    .on_conflict_do_nothing(index_elements=ORIGINAL_KEY, index_where=ORIGINALS_ONLY)
-                    .returning(*deliveries.c),
-                    new_rows,
-                ).all():
+                for row in connection.execute(self._insert_deliveries, new_rows).all():
                     claimed.setdefault(row.event_id, []).append(view_of(row))
                 held = _suppression_reasons(
                     connection, [v for views in claimed.values() for v in views]
@@ -458,24 +481,7 @@ class DeliveryRecords:
         """
         if not results:
             return
-        deliveries = cast(Table, Delivery.__table__)
-        statement = (
-            update(deliveries)
-            .where(deliveries.c.id == bindparam("b_id"), deliveries.c.status == SENDING)
-            .values(
-                status=bindparam("b_status"),
-                last_code=bindparam("b_code"),
-                last_text=bindparam("b_text"),
-                next_attempt_at=bindparam("b_next"),
-                sent_at=bindparam("b_sent"),
-                claimed_at=None,
-                updated_at=now,
-                uncertain=or_(deliveries.c.uncertain, bindparam("b_uncertain")),
-                # A deferral (rate limit) was no attempt; the claim counted one.
-                attempts=deliveries.c.attempts - bindparam("b_undo"),
-                relay=func.coalesce(bindparam("b_relay"), deliveries.c.relay),
-            )
-        )
+        deliveries = _DELIVERIES
         rows = [
             {
                 "b_id": r.delivery_id,
@@ -487,11 +493,12 @@ class DeliveryRecords:
                 "b_uncertain": r.uncertain,
                 "b_undo": 0 if r.counts else 1,
                 "b_relay": r.relay,
+                "b_now": now,
             }
             for r in results
         ]
         with connection_scope(self.engine) as connection:
-            connection.execute(statement, rows)
+            connection.execute(_FINISH, rows)
             if outbox:
                 # The rows this transaction updated carry its time; a delivery
                 # taken over meanwhile carries another.

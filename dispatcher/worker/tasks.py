@@ -114,7 +114,8 @@ def send_webhooks(self: Task) -> None:
     except OUTAGES as exc:
         log.warning("webhooks postponed: %s", exc)
         raise self.retry(exc=exc, countdown=outage_delay(self.request.retries)) from None
-    publisher.send_webhooks_soon()
+    # Out of time with more due: the next round starts at once.
+    publisher.send_webhooks_soon(gather=0)
 
 
 @app.task(name=messages.SWEEP, bind=True, max_retries=0)
@@ -124,7 +125,7 @@ def sweep(self: Task) -> None:
     try:
         publisher.schedule(service().sweep())
         if webhook_sender().outbox.due_count(datetime.now(UTC)):
-            publisher.send_webhooks_soon()
+            publisher.send_webhooks_soon(gather=0)
         rescued = publisher.rescue_journal(
             service().records.recorded_events, service().config.journal_grace_seconds
         )

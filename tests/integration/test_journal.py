@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +192,26 @@ def test_a_webhook_task_is_asked_for_when_redis_cannot_say_whether_one_waits(
     publisher.send_webhooks_soon()
     # Unknown whether a task waits: each asks (a spare task finds nothing due).
     assert queue_depth(client, target.prefix, WEBHOOKS_QUEUE) == before + 2
+
+
+def _newest_eta(client: Any, prefix: str, queue: str) -> str | None:
+    raw = client.lindex(f"{prefix}{queue}", 0)
+    assert raw is not None, "no message in the webhooks queue"
+    eta: str | None = json.loads(raw)["headers"].get("eta")
+    return eta
+
+
+def test_outcomes_ask_for_a_webhook_task_that_gathers_for_a_second(client: Any) -> None:
+    """New outcomes' task starts a second later, so the batches ending meanwhile share it."""
+    target = journal()
+    assert target is not None
+    client.delete(f"{target.prefix}{WEBHOOKS_ASKED}")
+    publisher.send_webhooks_soon()
+    eta = _newest_eta(client, target.prefix, WEBHOOKS_QUEUE)
+    assert eta is not None
+    ahead = (datetime.fromisoformat(eta) - datetime.now(UTC)).total_seconds()
+    assert 0 < ahead <= publisher.WEBHOOKS_GATHER_SECONDS
+    # A round that ran out of time, or an operator's replay, asks for one now.
+    publisher.webhooks_round_started()
+    publisher.send_webhooks_soon(gather=0)
+    assert _newest_eta(client, target.prefix, WEBHOOKS_QUEUE) is None

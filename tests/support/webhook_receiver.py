@@ -5,6 +5,8 @@ Run: python -m tests.support.webhook_receiver --port P --dir D --secret whsec_..
 It answers 204 to a message whose Standard Webhooks signature verifies and
 appends it to ``<dir>/received.jsonl``; 401 to one that does not. A file
 ``<dir>/down`` makes it answer 503 (a receiver that is down for a while).
+It keeps connections open (HTTP/1.1), as a portal backend's web server does,
+so that benchmarks do not count a TCP connection and a thread per webhook.
 """
 
 from __future__ import annotations
@@ -23,24 +25,32 @@ def serve(port: int, directory: Path, secret: str) -> None:
     verifier = Webhook(secret)
     lock = threading.Lock()
 
+    received = (directory / "received.jsonl").open("a", encoding="utf-8")
+
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             if (directory / "down").exists():
-                self.send_response(503)
-                self.end_headers()
+                self._answer(503)
                 return
             headers = {k.lower(): v for k, v in self.headers.items()}
             try:
                 payload = verifier.verify(body, headers)
             except WebhookVerificationError:
-                self.send_response(401)
-                self.end_headers()
+                self._answer(401)
                 return
             entry = {"webhook_id": headers["webhook-id"], "payload": payload}
-            with lock, (directory / "received.jsonl").open("a", encoding="utf-8") as out:
-                out.write(json.dumps(entry) + "\n")
-            self.send_response(204)
+            with lock:
+                received.write(json.dumps(entry) + "\n")
+                received.flush()
+            self._answer(204)
+
+        def _answer(self, status: int) -> None:
+            self.send_response(status)
+            if status != 204:
+                self.send_header("content-length", "0")
             self.end_headers()
 
         def log_message(self, *_: object) -> None:
