@@ -10,10 +10,12 @@ Delivery is at least once: a receiver recognises a repeat by ``webhook-id``.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +35,10 @@ log = logging.getLogger("dispatcher.webhooks")
 MAX_ERROR = 500
 # Webhooks the receiver took are recorded this many at a time (see send_due).
 DELIVERED_EVERY = 10
+# POSTs in flight at once per sending process, each on its own kept connection.
+# One at a time, a round's wall time was a receiver's round trip per webhook,
+# and the pool process sending it took no e-mails meanwhile.
+CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
@@ -320,14 +326,31 @@ class WebhookSender:
         self.clock = clock
         secret = config.webhook_secret.get_secret_value() if config.webhook_secret else ""
         self.signer = Webhook(secret) if secret else None
-        self.client = client or httpx.Client(
-            timeout=config.webhook_timeout_seconds,
-            follow_redirects=False,
-            headers={"User-Agent": "portal-dispatcher-webhooks"},
+        # One client per lane (httpx does not promise that a client may be
+        # shared between threads); a given client serves every lane.
+        self.clients = (
+            [client] * CONCURRENCY
+            if client
+            else [
+                httpx.Client(
+                    timeout=config.webhook_timeout_seconds,
+                    follow_redirects=False,
+                    headers={"User-Agent": "portal-dispatcher-webhooks"},
+                )
+                for _ in range(CONCURRENCY)
+            ]
         )
+        self._lanes: ThreadPoolExecutor | None = None
+
+    @property
+    def client(self) -> httpx.Client:
+        return self.clients[0]
 
     def close(self) -> None:
-        self.client.close()
+        for client in set(self.clients):
+            client.close()
+        if self._lanes is not None:
+            self._lanes.shutdown(wait=False)
 
     def send_due(self, limit: int = 100) -> SendResult:
         """Send what is due now; return how it went."""
@@ -342,10 +365,7 @@ class WebhookSender:
         # sends those again when their claim lapses (at least once, as
         # Standard Webhooks receivers expect; they recognise the webhook-id).
         taken: list[int] = []
-        for message in messages:
-            error = down.get(message.endpoint) or self._post(message)
-            if error is not None:
-                down[message.endpoint] = error
+        for message, error in self._post_all(messages, down):
             now = self.clock()
             if error is None:
                 taken.append(message.id)
@@ -377,7 +397,56 @@ class WebhookSender:
         self.outbox.delivered(taken, self.clock())
         return SendResult(delivered, retried, failed)
 
-    def _post(self, message: WebhookView) -> str | None:
+    def _post_all(
+        self, messages: Sequence[WebhookView], down: dict[str, str]
+    ) -> Iterator[tuple[WebhookView, str | None]]:
+        """POST messages, up to ``CONCURRENCY`` at once; each with why it failed, or None.
+
+        A delivery's webhooks go in one lane, in order, so that a receiver
+        sees its "delayed" before its "sent". Results come in chunks, in the
+        order of ``messages`` within each, so that they are recorded as they come.
+        """
+        if len(messages) <= 1 or len(self.clients) <= 1:
+            for message in messages:
+                yield message, self._post_unless_down(message, down, self.client)
+            return
+        if self._lanes is None:
+            self._lanes = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="webhooks")
+        step = DELIVERED_EVERY * CONCURRENCY
+        for start in range(0, len(messages), step):
+            chunk = messages[start : start + step]
+            lanes: list[list[WebhookView]] = [[] for _ in self.clients]
+            for message in chunk:
+                key = message.delivery_id if message.delivery_id is not None else -message.id
+                lanes[key % len(lanes)].append(message)
+            errors: dict[int, str | None] = {}
+            # Each lane runs in a copy of this context, so that traces follow.
+            futures = [
+                self._lanes.submit(
+                    contextvars.copy_context().run, self._post_lane, lane, client, down
+                )
+                for lane, client in zip(lanes, self.clients, strict=True)
+                if lane
+            ]
+            for future in futures:
+                errors.update(future.result())
+            for message in chunk:
+                yield message, errors[message.id]
+
+    def _post_lane(
+        self, lane: Sequence[WebhookView], client: httpx.Client, down: dict[str, str]
+    ) -> dict[int, str | None]:
+        return {m.id: self._post_unless_down(m, down, client) for m in lane}
+
+    def _post_unless_down(
+        self, message: WebhookView, down: dict[str, str], client: httpx.Client
+    ) -> str | None:
+        error = down.get(message.endpoint) or self._post(message, client)
+        if error is not None:
+            down[message.endpoint] = error
+        return error
+
+    def _post(self, message: WebhookView, client: httpx.Client | None = None) -> str | None:
         """POST one message; None when the receiver took it (2xx), else why not."""
         body = json.dumps(message.payload, separators=(",", ":"), ensure_ascii=False)
         stamp = self.clock()
@@ -389,7 +458,9 @@ class WebhookSender:
         if self.signer is not None:
             headers["webhook-signature"] = self.signer.sign(message.webhook_id, stamp, body)
         try:
-            response = self.client.post(message.endpoint, content=body.encode(), headers=headers)
+            response = (client or self.client).post(
+                message.endpoint, content=body.encode(), headers=headers
+            )
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}: {exc}"
         if 200 <= response.status_code < 300:

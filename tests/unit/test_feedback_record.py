@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -275,3 +277,44 @@ def test_a_receiver_down_for_longer_than_the_period_is_given_up_and_replayable(
     assert "HTTP 502" in (message.last_error or "")
     assert outbox.replay(None, NOW) == [message.id]
     assert outbox.counts()["pending"] == 1
+
+
+def test_webhooks_go_several_at_once_and_each_deliverys_in_order(engine: Engine) -> None:
+    views = [delivered(engine, f"p{number}@example.com") for number in range(8)]
+    rows = [
+        row
+        for view in views
+        for kind, status in ((WebhookType.DELAYED, "retrying"), (WebhookType.SENT, "sent"))
+        for row in outcome_rows(
+            [TARGET], kind, view, status, NOW, code=250, text="ok", attempts=1, relay=None
+        )
+    ]
+    with engine.begin() as connection:
+        connection.execute(insert(WebhookMessage), [r.values(NOW) for r in rows])
+    lock = threading.Lock()
+    in_flight = [0, 0]  # now, most at once
+    order: list[tuple[int, str]] = []
+
+    def slow_receiver(request: httpx.Request) -> httpx.Response:
+        with lock:
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight)
+        time.sleep(0.02)  # A receiver's round trip.
+        body = json.loads(request.content)
+        with lock:
+            in_flight[0] -= 1
+            order.append((body["data"]["delivery_id"], body["type"]))
+        return httpx.Response(204)
+
+    sender = WebhookSender(
+        WebhookOutbox(engine),
+        Settings(webhook_url=TARGET, webhook_secret=SECRET),
+        clock=lambda: NOW,
+        client=httpx.Client(transport=httpx.MockTransport(slow_receiver)),
+    )
+    assert sender.send_due().delivered == len(rows)
+    assert in_flight[1] > 1
+    expected = ["delivery.delayed", "delivery.sent"]
+    for view in views:
+        assert [kind for id_, kind in order if id_ == view.id] == expected
+    assert WebhookOutbox(engine).counts()["delivered"] == len(rows)
