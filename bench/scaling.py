@@ -3,7 +3,7 @@
 For each process count, one `celery -A worker worker --concurrency=N` serving
 every lane, the aiosmtpd sink in its own process and the real configuration:
 a warm-up, then N e-mails, delivered and recorded, through publish_many()
-(validation e-mails, ten events per task) and through publish() one event
+(validation e-mails, 25 events per task) and through publish() one event
 at a time (password resets, which the workers take as batches while busy).
 
     python -m bench.scaling [--emails 3000] [--processes 1,2,4] [--json out.json]

@@ -271,9 +271,11 @@ def publish(event: Mapping[str, Any]) -> str:
     return parsed.event_id
 
 
-# Events per batch task: enough to share the database work tenfold, few
-# enough that a password reset never waits long behind a batch in progress.
-BATCH_SIZE = 10
+# Events per batch task: enough to share a batch's fixed cost (about 2 ms of
+# CPU: two transactions, Redis round trips, the task) 25-fold, few enough that
+# a password reset waits at most about 70 ms behind a batch in progress.
+# Outcomes are still written every ten e-mails (orchestrator.FINISH_EVERY).
+BATCH_SIZE = 25
 
 
 def publish_many(events: Iterable[object]) -> list[str]:

@@ -222,7 +222,7 @@ class FaultStack:
     def publish_batch(
         self, count: int, event_type: EventType = EventType.CUSTOMER_VALIDATED, tag: str = "b"
     ) -> list[str]:
-        """Publish ``count`` events with ``publish_many`` (batches of ten)."""
+        """Publish ``count`` events with ``publish_many`` (batches of ``BATCH_SIZE``)."""
         made = [self._event(event_type, tag) for _ in range(count)]
         publish_many([event for _, event in made])
         for address, event in made:

@@ -252,14 +252,14 @@ def test_a_list_is_handed_over_as_one_list_not_event_by_event(api: Api) -> None:
 
 
 @pytest.mark.redis
-def test_a_posted_list_travels_in_batches_of_ten_like_publish_many(engine: Any) -> None:
-    """The real pipeline: 25 resets and 3 validations become 4 batch tasks on two lanes."""
+def test_a_posted_list_travels_in_batches_like_publish_many(engine: Any) -> None:
+    """The real pipeline: resets and validations become batch tasks per lane, BATCH_SIZE each."""
 
     require_redis()
     prefix = os.environ["DISPATCHER_BROKER_PREFIX"]
     purge_broker(prefix)
     admin = Admin(engine, get_settings(), CeleryPipeline(get_settings()))
-    resets = [event() for _ in range(25)]
+    resets = [event() for _ in range(2 * BATCH_SIZE + 5)]
     validations = [event(EventType.CUSTOMER_VALIDATED) for _ in range(3)]
     ids = admin.publish([*resets, *validations])
     assert ids == [e["event_id"] for e in [*resets, *validations]]
