@@ -59,6 +59,13 @@ def dkim_dir(root: Path, kind: str) -> Path:
     return root / f"dkim-{kind}"
 
 
+def webhooks_in(receiver: Any, count: int, what: str) -> None:
+    """Wait until the receiver holds ``count`` webhooks (one per e-mail sent)."""
+    from tests.support.harness import wait_for
+
+    wait_for(lambda: len(receiver.received()) >= count, 300, what)
+
+
 def measure(
     directory: Path, name: str, env: dict[str, str], count: int, receiver: Any = None
 ) -> dict[str, Any]:
@@ -66,7 +73,6 @@ def measure(
     webhooks of what came before have arrived, so that a path is not charged
     for the webhooks of the one before it."""
     from dispatcher.domain.kinds import EventType
-    from tests.support.harness import wait_for
 
     row: dict[str, Any] = {"configuration": name}
     with Ours(directory / name, "postgres", 2, env=env) as ours:
@@ -74,14 +80,10 @@ def measure(
         wait_count(ours.sink, 200, 120)
         meter = CpuMeter(ours.worker.process.pid, "postgres")  # type: ignore[union-attr]
         for path in ("publish_many", "publish"):
-            receiver_cpu = cpu_of_tree(receiver.process.pid) if receiver is not None else 0.0
             if receiver is not None:
-                sent = ours.sink.count()
-
-                def arrived(sent: int = sent) -> bool:
-                    return len(receiver.received()) >= sent
-
-                wait_for(arrived, 300, "the earlier e-mails' webhooks")
+                webhooks_in(receiver, ours.sink.count(), "the earlier e-mails' webhooks")
+                # Read after the wait, so the earlier webhooks are not counted here.
+                receiver_cpu = cpu_of_tree(receiver.process.pid)
             base = ours.sink.count()
             meter.start()
             started = time.time()
@@ -96,12 +98,7 @@ def measure(
                 # (e-mail goes first), and e-mails per second counted until the
                 # last webhook arrived: what a sustained load gets.
                 row[path]["webhooks_behind"] = ours.sink.count() - len(receiver.received())
-                total = ours.sink.count()
-
-                def all_arrived(total: int = total) -> bool:
-                    return len(receiver.received()) >= total
-
-                wait_for(all_arrived, 300, "the webhooks")
+                webhooks_in(receiver, ours.sink.count(), "the webhooks")
                 row[path]["per_second_with_webhooks"] = count / (time.time() - started)
                 # CPU per e-mail until the last webhook: the worker's (sending them
                 # included) and the receiver's, which shares the cores here.

@@ -319,35 +319,29 @@ class WebhookSender:
         outbox: WebhookOutbox,
         config: Settings,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
+        """``transport`` replaces the network (tests); every lane's client uses it."""
         self.outbox = outbox
         self.config = config
         self.clock = clock
         secret = config.webhook_secret.get_secret_value() if config.webhook_secret else ""
         self.signer = Webhook(secret) if secret else None
-        # One client per lane (httpx does not promise that a client may be
-        # shared between threads); a given client serves every lane.
-        self.clients = (
-            [client] * CONCURRENCY
-            if client
-            else [
-                httpx.Client(
-                    timeout=config.webhook_timeout_seconds,
-                    follow_redirects=False,
-                    headers={"User-Agent": "portal-dispatcher-webhooks"},
-                )
-                for _ in range(CONCURRENCY)
-            ]
-        )
+        # One client per lane: httpx does not promise that a client may be
+        # shared between threads, and each lane keeps its own connection.
+        self.clients = [
+            httpx.Client(
+                timeout=config.webhook_timeout_seconds,
+                follow_redirects=False,
+                headers={"User-Agent": "portal-dispatcher-webhooks"},
+                transport=transport,
+            )
+            for _ in range(CONCURRENCY)
+        ]
         self._lanes: ThreadPoolExecutor | None = None
 
-    @property
-    def client(self) -> httpx.Client:
-        return self.clients[0]
-
     def close(self) -> None:
-        for client in set(self.clients):
+        for client in self.clients:
             client.close()
         if self._lanes is not None:
             self._lanes.shutdown(wait=False)
@@ -406,9 +400,9 @@ class WebhookSender:
         sees its "delayed" before its "sent". Results come in chunks, in the
         order of ``messages`` within each, so that they are recorded as they come.
         """
-        if len(messages) <= 1 or len(self.clients) <= 1:
+        if len(messages) <= 1:
             for message in messages:
-                yield message, self._post_unless_down(message, down, self.client)
+                yield message, self._post_unless_down(message, down, self.clients[0])
             return
         if self._lanes is None:
             self._lanes = ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="webhooks")
@@ -446,7 +440,7 @@ class WebhookSender:
             down[message.endpoint] = error
         return error
 
-    def _post(self, message: WebhookView, client: httpx.Client | None = None) -> str | None:
+    def _post(self, message: WebhookView, client: httpx.Client) -> str | None:
         """POST one message; None when the receiver took it (2xx), else why not."""
         body = json.dumps(message.payload, separators=(",", ":"), ensure_ascii=False)
         stamp = self.clock()
@@ -458,9 +452,7 @@ class WebhookSender:
         if self.signer is not None:
             headers["webhook-signature"] = self.signer.sign(message.webhook_id, stamp, body)
         try:
-            response = (client or self.client).post(
-                message.endpoint, content=body.encode(), headers=headers
-            )
+            response = client.post(message.endpoint, content=body.encode(), headers=headers)
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}: {exc}"
         if 200 <= response.status_code < 300:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +18,7 @@ from dispatcher.delivery.record import DeliveryRecords
 from dispatcher.delivery.suppressions import NotSuppressed, SuppressionList
 from dispatcher.delivery.views import AttemptResult, DeliveryView, NewDelivery
 from dispatcher.delivery.webhooks import (
+    CONCURRENCY,
     WebhookOutbox,
     WebhookSender,
     outcome_rows,
@@ -240,7 +240,7 @@ def test_the_sender_signs_retries_with_backoff_and_gives_up_after_the_period(
         WebhookOutbox(engine),
         config,
         clock=lambda: clock[0],
-        client=httpx.Client(transport=httpx.MockTransport(respond)),
+        transport=httpx.MockTransport(respond),
     )
     assert sender.send_due().retried == 1
     assert sender.send_due().retried == 0  # Not due yet.
@@ -269,8 +269,8 @@ def test_a_receiver_down_for_longer_than_the_period_is_given_up_and_replayable(
         connection.execute(insert(WebhookMessage), [r.values(NOW) for r in rows])
     clock = [NOW + timedelta(hours=23, minutes=59)]
     config = Settings(webhook_url=TARGET, webhook_secret=SECRET, webhook_retry_base_seconds=600)
-    down = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(502)))
-    sender = WebhookSender(WebhookOutbox(engine), config, clock=lambda: clock[0], client=down)
+    down = httpx.MockTransport(lambda r: httpx.Response(502))
+    sender = WebhookSender(WebhookOutbox(engine), config, clock=lambda: clock[0], transport=down)
     assert sender.send_due().failed == 1
     outbox = WebhookOutbox(engine)
     [message] = outbox.messages(WebhookStatus.FAILED)
@@ -292,17 +292,23 @@ def test_webhooks_go_several_at_once_and_each_deliverys_in_order(engine: Engine)
     with engine.begin() as connection:
         connection.execute(insert(WebhookMessage), [r.values(NOW) for r in rows])
     lock = threading.Lock()
-    in_flight = [0, 0]  # now, most at once
+    # The first two POSTs meet here: sent one at a time, the first would wait
+    # alone and the barrier break (the receiver then answers 500).
+    together = threading.Barrier(2, timeout=10)
     order: list[tuple[int, str]] = []
+    arrivals = [0]
 
-    def slow_receiver(request: httpx.Request) -> httpx.Response:
+    def receiver(request: httpx.Request) -> httpx.Response:
         with lock:
-            in_flight[0] += 1
-            in_flight[1] = max(in_flight)
-        time.sleep(0.02)  # A receiver's round trip.
+            arrivals[0] += 1
+            first_two = arrivals[0] <= 2
+        if first_two:
+            try:
+                together.wait()
+            except threading.BrokenBarrierError:
+                return httpx.Response(500)
         body = json.loads(request.content)
         with lock:
-            in_flight[0] -= 1
             order.append((body["data"]["delivery_id"], body["type"]))
         return httpx.Response(204)
 
@@ -310,11 +316,52 @@ def test_webhooks_go_several_at_once_and_each_deliverys_in_order(engine: Engine)
         WebhookOutbox(engine),
         Settings(webhook_url=TARGET, webhook_secret=SECRET),
         clock=lambda: NOW,
-        client=httpx.Client(transport=httpx.MockTransport(slow_receiver)),
+        transport=httpx.MockTransport(receiver),
     )
     assert sender.send_due().delivered == len(rows)
-    assert in_flight[1] > 1
+    assert not together.broken
     expected = ["delivery.delayed", "delivery.sent"]
     for view in views:
         assert [kind for id_, kind in order if id_ == view.id] == expected
     assert WebhookOutbox(engine).counts()["delivered"] == len(rows)
+
+
+def test_a_receiver_that_is_down_is_asked_at_most_once_per_lane_in_a_round(
+    engine: Engine,
+) -> None:
+    views = [delivered(engine, f"q{number}@example.com") for number in range(8)]
+    rows = [
+        row
+        for view in views
+        for row in outcome_rows(
+            [TARGET],
+            WebhookType.SENT,
+            view,
+            "sent",
+            NOW,
+            code=250,
+            text="ok",
+            attempts=1,
+            relay=None,
+        )
+    ]
+    with engine.begin() as connection:
+        connection.execute(insert(WebhookMessage), [r.values(NOW) for r in rows])
+    asked: list[str] = []
+
+    def down(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers["webhook-id"])
+        return httpx.Response(503)
+
+    sender = WebhookSender(
+        WebhookOutbox(engine),
+        Settings(webhook_url=TARGET, webhook_secret=SECRET),
+        clock=lambda: NOW,
+        transport=httpx.MockTransport(down),
+    )
+    result = sender.send_due()
+    assert (result.delivered, result.retried, result.failed) == (0, len(rows), 0)
+    assert 1 <= len(asked) <= CONCURRENCY
+    pending = WebhookOutbox(engine).messages(WebhookStatus.PENDING)
+    assert len(pending) == len(rows)
+    assert all("HTTP 503" in (m.last_error or "") for m in pending)
