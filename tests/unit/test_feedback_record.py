@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
+import urllib3
 from sqlalchemy import Engine, insert
 from standardwebhooks.webhooks import Webhook
 
@@ -30,6 +31,7 @@ from dispatcher.domain.statuses import DeliveryStatus, WebhookStatus, WebhookTyp
 from dispatcher.errors import CannotResend, UnknownDelivery
 from dispatcher.mail.bounces import parse_bounce
 from dispatcher.settings import Settings
+from tests.support.scripted_receiver import Request, scripted_receiver
 
 NOW = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 TARGET = "http://portal.example.test/hooks"
@@ -216,38 +218,43 @@ def test_outcomes_write_their_webhooks_in_the_same_transaction(engine: Engine) -
 def test_the_sender_signs_retries_with_backoff_and_gives_up_after_the_period(
     engine: Engine,
 ) -> None:
-    view = delivered(engine)
-    rows = outcome_rows(
-        [TARGET], WebhookType.SENT, view, "sent", NOW, code=250, text="ok", attempts=1, relay=None
-    )
-    with engine.begin() as connection:
-        connection.execute(insert(WebhookMessage), [r.values(NOW) for r in rows])
     answers = [503, 503, 204]
-    seen: list[httpx.Request] = []
+    seen: list[Request] = []
 
-    def respond(request: httpx.Request) -> httpx.Response:
+    def respond(request: Request) -> int:
         seen.append(request)
-        return httpx.Response(answers.pop(0))
+        return answers.pop(0)
 
-    clock = [NOW]
-    config = Settings(
-        webhook_url=TARGET,
-        webhook_secret=SECRET,
-        webhook_retry_base_seconds=10,
-        webhook_retry_max_seconds=60,
-    )
-    sender = WebhookSender(
-        WebhookOutbox(engine),
-        config,
-        clock=lambda: clock[0],
-        transport=httpx.MockTransport(respond),
-    )
-    assert sender.send_due().retried == 1
-    assert sender.send_due().retried == 0  # Not due yet.
-    clock[0] = NOW + timedelta(seconds=retry_delay(1, 10, 60))
-    assert sender.send_due().retried == 1
-    clock[0] += timedelta(seconds=retry_delay(2, 10, 60))
-    assert sender.send_due().delivered == 1
+    with scripted_receiver(respond) as receiver:
+        view = delivered(engine)
+        rows = outcome_rows(
+            [receiver.url],
+            WebhookType.SENT,
+            view,
+            "sent",
+            NOW,
+            code=250,
+            text="ok",
+            attempts=1,
+            relay=None,
+        )
+        with engine.begin() as connection:
+            connection.execute(insert(WebhookMessage), [r.values(NOW) for r in rows])
+        clock = [NOW]
+        config = Settings(
+            webhook_url=receiver.url,
+            webhook_secret=SECRET,
+            webhook_retry_base_seconds=10,
+            webhook_retry_max_seconds=60,
+        )
+        sender = WebhookSender(WebhookOutbox(engine), config, clock=lambda: clock[0])
+        assert sender.send_due().retried == 1
+        assert sender.send_due().retried == 0  # Not due yet.
+        clock[0] = NOW + timedelta(seconds=retry_delay(1, 10, 60))
+        assert sender.send_due().retried == 1
+        clock[0] += timedelta(seconds=retry_delay(2, 10, 60))
+        assert sender.send_due().delivered == 1
+        sender.close()
     assert len({r.headers["webhook-id"] for r in seen}) == 1
     last = seen[-1]
     stamp = datetime.fromtimestamp(int(last.headers["webhook-timestamp"]), UTC)
@@ -261,80 +268,10 @@ def test_the_sender_signs_retries_with_backoff_and_gives_up_after_the_period(
 def test_a_receiver_down_for_longer_than_the_period_is_given_up_and_replayable(
     engine: Engine,
 ) -> None:
-    view = delivered(engine)
-    rows = outcome_rows(
-        [TARGET], WebhookType.SENT, view, "sent", NOW, code=250, text="ok", attempts=1, relay=None
-    )
-    with engine.begin() as connection:
-        connection.execute(insert(WebhookMessage), [r.values(NOW) for r in rows])
-    clock = [NOW + timedelta(hours=23, minutes=59)]
-    config = Settings(webhook_url=TARGET, webhook_secret=SECRET, webhook_retry_base_seconds=600)
-    down = httpx.MockTransport(lambda r: httpx.Response(502))
-    sender = WebhookSender(WebhookOutbox(engine), config, clock=lambda: clock[0], transport=down)
-    assert sender.send_due().failed == 1
-    outbox = WebhookOutbox(engine)
-    [message] = outbox.messages(WebhookStatus.FAILED)
-    assert "HTTP 502" in (message.last_error or "")
-    assert outbox.replay(None, NOW) == [message.id]
-    assert outbox.counts()["pending"] == 1
-
-
-def test_webhooks_go_several_at_once_and_each_deliverys_in_order(engine: Engine) -> None:
-    views = [delivered(engine, f"p{number}@example.com") for number in range(8)]
-    rows = [
-        row
-        for view in views
-        for kind, status in ((WebhookType.DELAYED, "retrying"), (WebhookType.SENT, "sent"))
-        for row in outcome_rows(
-            [TARGET], kind, view, status, NOW, code=250, text="ok", attempts=1, relay=None
-        )
-    ]
-    with engine.begin() as connection:
-        connection.execute(insert(WebhookMessage), [r.values(NOW) for r in rows])
-    lock = threading.Lock()
-    # The first two POSTs meet here: sent one at a time, the first would wait
-    # alone and the barrier break (the receiver then answers 500).
-    together = threading.Barrier(2, timeout=10)
-    order: list[tuple[int, str]] = []
-    arrivals = [0]
-
-    def receiver(request: httpx.Request) -> httpx.Response:
-        with lock:
-            arrivals[0] += 1
-            first_two = arrivals[0] <= 2
-        if first_two:
-            try:
-                together.wait()
-            except threading.BrokenBarrierError:
-                return httpx.Response(500)
-        body = json.loads(request.content)
-        with lock:
-            order.append((body["data"]["delivery_id"], body["type"]))
-        return httpx.Response(204)
-
-    sender = WebhookSender(
-        WebhookOutbox(engine),
-        Settings(webhook_url=TARGET, webhook_secret=SECRET),
-        clock=lambda: NOW,
-        transport=httpx.MockTransport(receiver),
-    )
-    assert sender.send_due().delivered == len(rows)
-    assert not together.broken
-    expected = ["delivery.delayed", "delivery.sent"]
-    for view in views:
-        assert [kind for id_, kind in order if id_ == view.id] == expected
-    assert WebhookOutbox(engine).counts()["delivered"] == len(rows)
-
-
-def test_a_receiver_that_is_down_is_asked_at_most_once_per_lane_in_a_round(
-    engine: Engine,
-) -> None:
-    views = [delivered(engine, f"q{number}@example.com") for number in range(8)]
-    rows = [
-        row
-        for view in views
-        for row in outcome_rows(
-            [TARGET],
+    with scripted_receiver(lambda request: 502) as receiver:
+        view = delivered(engine)
+        rows = outcome_rows(
+            [receiver.url],
             WebhookType.SENT,
             view,
             "sent",
@@ -344,24 +281,133 @@ def test_a_receiver_that_is_down_is_asked_at_most_once_per_lane_in_a_round(
             attempts=1,
             relay=None,
         )
+        with engine.begin() as connection:
+            connection.execute(insert(WebhookMessage), [r.values(NOW) for r in rows])
+        clock = [NOW + timedelta(hours=23, minutes=59)]
+        config = Settings(
+            webhook_url=receiver.url, webhook_secret=SECRET, webhook_retry_base_seconds=600
+        )
+        sender = WebhookSender(WebhookOutbox(engine), config, clock=lambda: clock[0])
+        assert sender.send_due().failed == 1
+        sender.close()
+    outbox = WebhookOutbox(engine)
+    [message] = outbox.messages(WebhookStatus.FAILED)
+    assert "HTTP 502" in (message.last_error or "")
+    assert outbox.replay(None, NOW) == [message.id]
+    assert outbox.counts()["pending"] == 1
+
+
+def queue_webhooks(
+    engine: Engine, url: str, views: list[DeliveryView], kinds: tuple[WebhookType, ...]
+) -> int:
+    """Write each delivery's webhooks of ``kinds`` to the outbox; return how many."""
+    rows = [
+        row
+        for view in views
+        for kind in kinds
+        for row in outcome_rows(
+            [url], kind, view, "sent", NOW, code=250, text="ok", attempts=1, relay=None
+        )
     ]
     with engine.begin() as connection:
         connection.execute(insert(WebhookMessage), [r.values(NOW) for r in rows])
+    return len(rows)
+
+
+def test_webhooks_go_several_at_once_and_each_deliverys_in_order(engine: Engine) -> None:
+    lock = threading.Lock()
+    # The first two POSTs meet here: sent one at a time, the first would wait
+    # alone and the barrier break (the receiver then answers 500).
+    together = threading.Barrier(2, timeout=10)
+    order: list[tuple[int, str]] = []
+    arrivals = [0]
+
+    def respond(request: Request) -> int:
+        with lock:
+            arrivals[0] += 1
+            first_two = arrivals[0] <= 2
+        if first_two:
+            try:
+                together.wait()
+            except threading.BrokenBarrierError:
+                return 500
+        body = json.loads(request.content)
+        with lock:
+            order.append((body["data"]["delivery_id"], body["type"]))
+        return 204
+
+    views = [delivered(engine, f"p{number}@example.com") for number in range(8)]
+    with scripted_receiver(respond) as receiver:
+        count = queue_webhooks(engine, receiver.url, views, (WebhookType.DELAYED, WebhookType.SENT))
+        sender = WebhookSender(
+            WebhookOutbox(engine),
+            Settings(webhook_url=receiver.url, webhook_secret=SECRET),
+            clock=lambda: NOW,
+        )
+        assert sender.send_due().delivered == count
+        sender.close()
+    assert not together.broken
+    expected = ["delivery.delayed", "delivery.sent"]
+    for view in views:
+        assert [kind for id_, kind in order if id_ == view.id] == expected
+    assert WebhookOutbox(engine).counts()["delivered"] == count
+
+
+def test_a_receiver_that_is_down_is_asked_at_most_once_per_lane_in_a_round(
+    engine: Engine,
+) -> None:
     asked: list[str] = []
 
-    def down(request: httpx.Request) -> httpx.Response:
+    def down(request: Request) -> int:
         asked.append(request.headers["webhook-id"])
-        return httpx.Response(503)
+        return 503
 
-    sender = WebhookSender(
-        WebhookOutbox(engine),
-        Settings(webhook_url=TARGET, webhook_secret=SECRET),
-        clock=lambda: NOW,
-        transport=httpx.MockTransport(down),
-    )
-    result = sender.send_due()
-    assert (result.delivered, result.retried, result.failed) == (0, len(rows), 0)
+    views = [delivered(engine, f"q{number}@example.com") for number in range(8)]
+    with scripted_receiver(down) as receiver:
+        count = queue_webhooks(engine, receiver.url, views, (WebhookType.SENT,))
+        sender = WebhookSender(
+            WebhookOutbox(engine),
+            Settings(webhook_url=receiver.url, webhook_secret=SECRET),
+            clock=lambda: NOW,
+        )
+        result = sender.send_due()
+        sender.close()
+    assert (result.delivered, result.retried, result.failed) == (0, count, 0)
     assert 1 <= len(asked) <= CONCURRENCY
     pending = WebhookOutbox(engine).messages(WebhookStatus.PENDING)
-    assert len(pending) == len(rows)
+    assert len(pending) == count
     assert all("HTTP 503" in (m.last_error or "") for m in pending)
+
+
+def test_a_receiver_nobody_listens_on_is_retried_with_the_reason(engine: Engine) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/hooks"
+    count = queue_webhooks(engine, url, [delivered(engine)], (WebhookType.SENT,))
+    sender = WebhookSender(
+        WebhookOutbox(engine), Settings(webhook_url=url, webhook_secret=SECRET), clock=lambda: NOW
+    )
+    assert sender.send_due().retried == count
+    [message] = WebhookOutbox(engine).messages(WebhookStatus.PENDING)
+    assert "refused" in (message.last_error or "").lower()
+    assert message.next_attempt_at is not None
+    assert message.next_attempt_at > NOW
+
+
+def test_webhooks_go_through_the_proxy_the_environment_names(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "portal.internal")
+    monkeypatch.delenv("HTTP_PROXY", raising=False)
+    monkeypatch.delenv("http_proxy", raising=False)
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    sender = WebhookSender(WebhookOutbox(engine), Settings())
+    through = sender.pool_for("https://portal.example.com/hooks")
+    assert isinstance(through, urllib3.ProxyManager)
+    assert through.proxy is not None
+    assert through.proxy.host == "proxy.internal"
+    assert not isinstance(sender.pool_for("https://portal.internal/hooks"), urllib3.ProxyManager)
+    assert not isinstance(sender.pool_for("http://portal.example.com/hooks"), urllib3.ProxyManager)
+    sender.close()

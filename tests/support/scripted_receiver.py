@@ -1,0 +1,53 @@
+"""An HTTP receiver in a thread of the test, answering as the test scripts it.
+
+Unit tests of the webhook sender use it where a real receiver process
+(tests/support/webhook_receiver.py) would make it hard to choose each answer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass(frozen=True)
+class Request:
+    headers: dict[str, str]
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Scripted:
+    url: str
+
+
+@contextmanager
+def scripted_receiver(respond: Callable[[Request], int]) -> Iterator[Scripted]:
+    """Serve POSTs on a free loopback port; ``respond`` gives each one's status."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status = respond(Request(headers, body))
+            self.send_response(status)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Scripted(f"http://127.0.0.1:{server.server_address[1]}/hooks")
+    finally:
+        server.shutdown()
+        server.server_close()
