@@ -104,6 +104,22 @@ def _unavailable(exc: Exception, what: str) -> BrokerUnavailable:
     )
 
 
+def argsrepr(argument: Any) -> str:
+    """What monitoring (Flower, ``celery events``) shows of a task's argument.
+
+    Only event ids and types: an event carries a person's name and address,
+    which have no place in a monitoring tool. Celery's default, a repr of the
+    whole argument, also cost a tenth of publish()'s CPU.
+    """
+    events = argument if isinstance(argument, list) else [argument]
+    shown = [
+        f"{e.get('event_id')} ({e.get('type')})" if isinstance(e, Mapping) else "?"
+        for e in events[:3]
+    ]
+    more = f", ... {len(events)} events" if len(events) > 3 else ""
+    return f"[{', '.join(shown)}{more}]"
+
+
 @tracing.traced_publish
 def _send_task(task: str, argument: Any, queue: str, what: str) -> None:
     """Send one task message; raise ``BrokerUnavailable`` saying what was not enqueued."""
@@ -111,6 +127,8 @@ def _send_task(task: str, argument: Any, queue: str, what: str) -> None:
         app.send_task(
             task,
             args=[argument],
+            argsrepr=argsrepr(argument),
+            kwargsrepr="{}",
             queue=queue,
             routing_key=queue,
             retry=True,
@@ -186,6 +204,8 @@ def postpone_events(
     app.send_task(
         BATCH_TASK_NAME,
         args=[list(payloads)],
+        argsrepr=argsrepr(list(payloads)),
+        kwargsrepr="{}",
         queue=queue,
         routing_key=queue,
         countdown=min(countdown, MAX_COUNTDOWN),
