@@ -1,19 +1,28 @@
 """Throughput, latency and memory: ours against the naive baseline and the SMTP ceiling.
 
-One run, on this machine, with an aiosmtpd sink in its own process and the same
-messages (the built-in validation e-mail, rendered for N recipients):
+One run, on this machine, with aiosmtpd sinks in their own processes and the
+same messages (the built-in validation e-mail, rendered for N recipients):
 
   a. raw    smtplib over one reused connection: the ceiling
   b. naive  one Celery task per e-mail, Jinja2, a new SMTP connection each
   c. ours   events published, delivered and recorded end to end
 
-    python -m bench.throughput [--emails 5000] [--database postgres|sqlite] [--json out.json]
+    python -m bench.throughput [--emails 3000] [--rounds 3] [--database postgres|sqlite]
+                               [--json out.json]
 
-Prints e-mails per second, the ratios ours/naive and ours/raw, publish
-latency, event-to-acceptance latency (at an everyday 50 events a second and
-within the bursts), the p99 of password-reset latency while a 10,000-e-mail
-batch drains, and worker memory after 5,000 and 20,000 e-mails. The raw
-ceiling is the best of three runs.
+Throughput is measured in rounds, each round measuring every variant once in
+turn (raw; naive and ours per password reset; naive and ours in batches), so
+that a slow minute of the machine hits all of them alike. The naive and our
+workers run for the whole benchmark and are paused (SIGSTOP) while the other
+is measured. Each ratio is taken within a round, between measurements a
+minute apart at most; the figures reported are the medians over the rounds,
+with every round's figure alongside.
+
+Prints e-mails per second, the ratios ours/naive and ours/raw, CPU per
+e-mail, publish latency, event-to-acceptance latency (at an everyday 50
+events a second and within the bursts), the p99 of password-reset latency
+while a 10,000-e-mail batch drains, and worker memory after 5,000 and
+20,000 e-mails.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import smtplib
 import statistics
 import subprocess
@@ -114,26 +124,26 @@ def messages_for(count: int) -> list[tuple[str, Any]]:
     return result
 
 
-def run_raw(directory: Path, count: int) -> dict[str, Any]:
+def run_raw(directory: Path, prepared: list[tuple[str, Any]], label: str) -> float:
+    """smtplib over one reused connection to a fresh sink: e-mails per second."""
     from tests.support.harness import Sink
 
-    prepared = messages_for(count)
-    rates = []
-    # The ceiling is the best of three runs: a short run is at the mercy of
-    # whatever else the machine does, and a low ceiling would flatter us.
-    for attempt in range(3):
-        sink = Sink(directory / f"raw-sink-{attempt}").start()
-        try:
-            started = time.time()
-            with smtplib.SMTP("127.0.0.1", sink.port) as smtp:
-                for address, message in prepared:
-                    smtp.send_message(message, "portal@example.com", [address])
-            last = wait_count(sink, count, 120)
-            rates.append(count / (last - started))
-        finally:
-            sink.stop()
-    best = max(rates)
-    return {"emails": count, "seconds": count / best, "per_second": best, "runs": rates}
+    sink = Sink(directory / f"raw-sink-{label}").start()
+    try:
+        started = time.time()
+        with smtplib.SMTP("127.0.0.1", sink.port) as smtp:
+            for address, message in prepared:
+                smtp.send_message(message, "portal@example.com", [address])
+        last = wait_count(sink, len(prepared), 120)
+        return len(prepared) / (last - started)
+    finally:
+        sink.stop()
+
+
+def pause(process: subprocess.Popen[bytes] | None, paused: bool) -> None:
+    """Stop (SIGSTOP) or continue a worker and its pool processes, so that it costs nothing."""
+    if process is not None:
+        os.killpg(process.pid, signal.SIGSTOP if paused else signal.SIGCONT)
 
 
 NAIVE_CONTEXTS: dict[str, dict[str, Any]] = {
@@ -152,73 +162,88 @@ NAIVE_CONTEXTS: dict[str, dict[str, Any]] = {
 }
 
 
-def run_naive(
-    directory: Path, count: int, workers: int, kind: str = "validation.new"
-) -> dict[str, Any]:
-    from dispatcher.domain.texts import builtin_texts
-    from tests.support.harness import Sink, Worker, broker_env
-    from tests.support.stack import purge_broker
+class Naive:
+    """The naive baseline's worker and sink, kept for the whole run and paused between runs."""
 
-    # A sink of its own per run: it counts the files in its directory.
-    sink = Sink(directory / f"naive-sink-{kind}").start()
-    # One prefix per bench process: the naive app reads it when first imported.
-    prefix = os.environ.setdefault("NAIVE_PREFIX", f"naive-{uuid.uuid4().hex[:8]}:")
-    env = {
-        "NAIVE_BROKER_URL": broker_env(prefix)["DISPATCHER_BROKER_URL"],
-        "NAIVE_PREFIX": prefix,
-        "NAIVE_SMTP_HOST": "127.0.0.1",
-        "NAIVE_SMTP_PORT": str(sink.port),
-    }
-    os.environ.update(env)
-    from bench.naive_app import app as naive_app
-    from bench.naive_app import send_email
+    def __init__(self, directory: Path, workers: int) -> None:
+        self.directory = directory
+        self.workers = workers
 
-    worker = Worker(env, directory / "naive-worker.log")
-    worker.args = ()
-    celery = Path(sys.executable).with_name("celery")
-    with (directory / "naive-worker.log").open("ab") as log:
-        worker.process = subprocess.Popen(
-            [
-                str(celery),
-                "-A",
-                "bench.naive_app",
-                "worker",
-                f"--concurrency={workers}",
-                "--loglevel=WARNING",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        from tests.support.harness import wait_for
+    def __enter__(self) -> Naive:
+        from tests.support.harness import Sink, Worker, broker_env, wait_for
+        from tests.support.stack import purge_broker
 
+        self.sink = Sink(self.directory / "naive-sink").start()
+        # One prefix per bench process: the naive app reads it when first imported.
+        self.prefix = os.environ.setdefault("NAIVE_PREFIX", f"naive-{uuid.uuid4().hex[:8]}:")
+        purge_broker(self.prefix)
+        env = {
+            "NAIVE_BROKER_URL": broker_env(self.prefix)["DISPATCHER_BROKER_URL"],
+            "NAIVE_PREFIX": self.prefix,
+            "NAIVE_SMTP_HOST": "127.0.0.1",
+            "NAIVE_SMTP_PORT": str(self.sink.port),
+        }
+        os.environ.update(env)
+        from bench.naive_app import app as naive_app
+
+        self.worker = Worker(env, self.directory / "naive-worker.log")
+        celery = Path(sys.executable).with_name("celery")
+        with (self.directory / "naive-worker.log").open("ab") as log:
+            self.worker.process = subprocess.Popen(
+                [
+                    str(celery),
+                    "-A",
+                    "bench.naive_app",
+                    "worker",
+                    f"--concurrency={self.workers}",
+                    "--loglevel=WARNING",
+                    "--without-mingle",
+                    "--without-gossip",
+                ],
+                cwd=ROOT,
+                env={**os.environ, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         wait_for(lambda: bool(naive_app.control.inspect(timeout=0.5).ping()), 60, "naive worker")
+        self.run(100, "validation.new")  # Warm up; run() pauses the worker afterwards.
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from tests.support.stack import purge_broker
+
+        pause(self.worker.process, False)
+        self.worker.stop()
+        self.sink.stop()
+        purge_broker(self.prefix)
+
+    def run(self, count: int, kind: str) -> dict[str, Any]:
+        """``count`` e-mails of ``kind``, a task each; the worker runs only meanwhile."""
+        from bench.naive_app import send_email
+        from dispatcher.domain.texts import builtin_texts
+
         subject, body = builtin_texts()["de"][kind]
         context = NAIVE_CONTEXTS[kind]
-        cpu_before = cpu_of_tree(worker.process.pid)
-        started = time.time()
-        for number in range(count):
-            send_email.delay(
-                f"naive{number}@example.com", "portal@example.com", subject, body, context
-            )
-        last = wait_count(sink, count, 300)
-        cpu_ms = (cpu_of_tree(worker.process.pid) - cpu_before) * 1000 / count
+        pause(self.worker.process, False)
+        try:
+            base = self.sink.count()
+            cpu_before = cpu_of_tree(self.worker.process.pid)  # type: ignore[union-attr]
+            started = time.time()
+            for number in range(count):
+                send_email.delay(
+                    f"naive{number}@example.com", "portal@example.com", subject, body, context
+                )
+            last = wait_count(self.sink, base + count, 300)
+            cpu = cpu_of_tree(self.worker.process.pid) - cpu_before  # type: ignore[union-attr]
+        finally:
+            pause(self.worker.process, True)
         return {
             "kind": kind,
             "emails": count,
-            "seconds": last - started,
             "per_second": count / (last - started),
-            "worker_cpu_ms_per_email": cpu_ms,
+            "worker_cpu_ms_per_email": cpu * 1000 / count,
         }
-    finally:
-        worker.stop()
-        sink.stop()
-        purge_broker(prefix)
 
 
 class Ours:
@@ -314,6 +339,10 @@ class Ours:
             sent.update({event["contact"]["email"]: now for event in chunk})
         return sent
 
+    def pause(self, paused: bool = True) -> None:
+        """Stop the worker while another variant is measured (``False``: continue it)."""
+        pause(self.worker.process, paused)
+
     def acceptance(self, sent: dict[str, float]) -> list[float]:
         arrived = {rcpt: e["received_at"] for e in self.sink.messages() for rcpt in e["rcpt_tos"]}
         return [(arrived[a] - t) * 1000 for a, t in sent.items() if a in arrived]
@@ -378,164 +407,203 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"p50": statistics.median(values), "p99": percentile(values, 99)}
 
 
-def run_ours(directory: Path, database: str, count: int, workers: int) -> dict[str, Any]:
+def ours_before_rounds(ours: Ours, database: str) -> dict[str, Any]:
+    """Warm up, then publish() latency, latency at 50 events/s, memory after 5,000 e-mails."""
     from dispatcher import publish
     from dispatcher.broker.publisher import publish_many
     from dispatcher.domain.kinds import EventType
 
     reset = EventType.PASSWORD_RESET
-    with Ours(directory, database, workers) as ours:
-        # Warm up: connections, compiled templates, settings snapshot.
-        ours.publish_each(50, "warm")
-        wait_count(ours.sink, 50, 60)
-        # (0) What publish() costs the backend: measured with the workers
-        # paused, as when they run on other machines, then released.
-        import signal
-
-        worker_group = ours.worker.process.pid  # type: ignore[union-attr]
-        os.killpg(worker_group, signal.SIGSTOP)
-        try:
-            _, publish_ms = ours.publish_each(2000, "paused")
-        finally:
-            os.killpg(worker_group, signal.SIGCONT)
-        wait_count(ours.sink, 2050, 600)
-        # (0b) Event-to-acceptance when the workers keep up, 50 password
-        # resets a second: one publish() each, and publish_many() of five
-        # every 100 ms.
-        base = ours.sink.count()
-        steady_single: dict[str, float] = {}
-        for event in ours.events(300, "steady", reset):
-            steady_single[event["contact"]["email"]] = time.time()
-            publish(event)
-            time.sleep(0.02)
-        steady_many: dict[str, float] = {}
-        events = ours.events(300, "steadymany", reset)
-        for start in range(0, len(events), 5):
-            chunk = events[start : start + 5]
-            now = time.time()
-            steady_many.update({event["contact"]["email"]: now for event in chunk})
-            publish_many(chunk)
-            time.sleep(0.1)
-        wait_count(ours.sink, base + 600, 120)
-        # Memory after 5,000 e-mails, the first of two samples.
-        ours.publish_bulk(5000 - ours.sink.count(), "fill")
-        wait_count(ours.sink, 5000, 600)
-        worker_pid = ours.worker.process.pid  # type: ignore[union-attr]
-        rss_5k = rss_of_tree(worker_pid)
-        count_5k = ours.sink.count()
-        meter = CpuMeter(worker_pid, database)
-        # (1) The everyday path: publish() per password reset while the
-        # workers run (they take what waits as batches).
-        base = ours.sink.count()
-        meter.start()
-        started = time.time()
-        single_sent, busy_publish_ms = ours.publish_each(count, "single", reset)
-        last = wait_count(ours.sink, base + count, 600)
-        single_seconds = last - started
-        single_cpu = meter.per_email(count)
-        single_acceptance = ours.acceptance(single_sent)
-        # (2) The same number through publish_many(): BATCH_SIZE events per task.
-        base = ours.sink.count()
-        meter.start()
-        started = time.time()
-        bulk_sent = ours.publish_bulk(count, "bulk")
-        last = wait_count(ours.sink, base + count, 600)
-        bulk_seconds = last - started
-        bulk_cpu = meter.per_email(count)
-        bulk_acceptance = ours.acceptance(bulk_sent)
-        # (3) Password resets while 10,000 e-mails drain, the batch published
-        # with publish_many() and then with publish() one by one.
-        during: dict[str, list[float]] = {}
-        for path in ("publish_many", "publish"):
-            before_batch = ours.sink.count()
-            if path == "publish_many":
-                ours.publish_bulk(10_000, "batch")
-            else:
-                ours.publish_each(10_000, "each")
-            resets: dict[str, float] = {}
-            for event in ours.events(300, f"reset{path}", reset):
-                if ours.sink.count() >= before_batch + 9_000:
-                    break
-                resets[event["contact"]["email"]] = time.time()
-                publish(event)
-                time.sleep(0.1)  # One reset every 100 ms while the batch drains.
-            wait_count(ours.sink, before_batch + 10_000 + len(resets), 900)
-            during[path] = ours.acceptance(resets)
-        total = ours.sink.count()
-        if total < 20_000:
-            ours.publish_bulk(20_000 - total, "rss")
-            wait_count(ours.sink, 20_000, 900)
-        rss_20k = rss_of_tree(ours.worker.process.pid)  # type: ignore[union-attr]
-        count_20k = ours.sink.count()
-        steady_single_ms = ours.acceptance(steady_single)
-        steady_many_ms = ours.acceptance(steady_many)
-
+    # Warm up: connections, compiled templates, settings snapshot.
+    ours.publish_each(50, "warm")
+    wait_count(ours.sink, 50, 60)
+    # What publish() costs the backend: measured with the workers paused, as
+    # when they run on other machines, then released.
+    ours.pause()
+    try:
+        _, publish_ms = ours.publish_each(2000, "paused")
+    finally:
+        ours.pause(False)
+    wait_count(ours.sink, 2050, 600)
+    # Event-to-acceptance when the workers keep up, 50 password resets a
+    # second: one publish() each, and publish_many() of five every 100 ms.
+    base = ours.sink.count()
+    steady_single: dict[str, float] = {}
+    for event in ours.events(300, "steady", reset):
+        steady_single[event["contact"]["email"]] = time.time()
+        publish(event)
+        time.sleep(0.02)
+    steady_many: dict[str, float] = {}
+    events = ours.events(300, "steadymany", reset)
+    for start in range(0, len(events), 5):
+        chunk = events[start : start + 5]
+        now = time.time()
+        steady_many.update({event["contact"]["email"]: now for event in chunk})
+        publish_many(chunk)
+        time.sleep(0.1)
+    wait_count(ours.sink, base + 600, 120)
+    # Memory after 5,000 e-mails, the first of two samples.
+    ours.publish_bulk(5000 - ours.sink.count(), "fill")
+    wait_count(ours.sink, 5000, 600)
     return {
-        "emails": count,
-        "database": database,
-        "single": {
-            "event_type": "password.reset",
-            "seconds": single_seconds,
-            "per_second": count / single_seconds,
-            **single_cpu,
-            "event_to_acceptance_ms": spread(single_acceptance),
-        },
-        "bulk": {
-            "event_type": "customer.validated",
-            "seconds": bulk_seconds,
-            "per_second": count / bulk_seconds,
-            **bulk_cpu,
-            "event_to_acceptance_ms": spread(bulk_acceptance),
-        },
-        "per_second": count / bulk_seconds,
-        "reset_to_acceptance_ms_at_50_per_second": {
-            "publish": spread(steady_single_ms),
-            "publish_many": spread(steady_many_ms),
-        },
         "publish_ms": spread(publish_ms),
-        "publish_ms_while_workers_share_the_cores": spread(busy_publish_ms),
+        "reset_to_acceptance_ms_at_50_per_second": {
+            "publish": spread(ours.acceptance(steady_single)),
+            "publish_many": spread(ours.acceptance(steady_many)),
+        },
+        "rss_5k": rss_of_tree(ours.worker.process.pid),  # type: ignore[union-attr]
+        "count_5k": ours.sink.count(),
+    }
+
+
+def ours_path(ours: Ours, database: str, count: int, path: str, tag: str) -> dict[str, Any]:
+    """One measurement of a path: "single" (publish() per password reset while
+    the workers run; they take what waits as batches) or "bulk" (publish_many())."""
+    from dispatcher.domain.kinds import EventType
+
+    ours.pause(False)
+    try:
+        meter = CpuMeter(ours.worker.process.pid, database)  # type: ignore[union-attr]
+        base = ours.sink.count()
+        meter.start()
+        started = time.time()
+        if path == "single":
+            sent, busy_publish_ms = ours.publish_each(count, tag, EventType.PASSWORD_RESET)
+        else:
+            sent, busy_publish_ms = ours.publish_bulk(count, tag), []
+        last = wait_count(ours.sink, base + count, 600)
+        cpu = meter.per_email(count)
+    finally:
+        ours.pause()
+    result = {
+        "per_second": count / (last - started),
+        **cpu,
+        "event_to_acceptance_ms": spread(ours.acceptance(sent)),
+    }
+    if busy_publish_ms:
+        result["publish_ms_while_workers_share_the_cores"] = spread(busy_publish_ms)
+    return result
+
+
+def ours_after_rounds(ours: Ours) -> dict[str, Any]:
+    """Password resets while 10,000 e-mails drain, both ways; memory at 20,000 e-mails or more."""
+    from dispatcher import publish
+    from dispatcher.domain.kinds import EventType
+
+    ours.pause(False)
+    during: dict[str, list[float]] = {}
+    for path in ("publish_many", "publish"):
+        before_batch = ours.sink.count()
+        if path == "publish_many":
+            ours.publish_bulk(10_000, "batch")
+        else:
+            ours.publish_each(10_000, "each")
+        resets: dict[str, float] = {}
+        for event in ours.events(300, f"reset{path}", EventType.PASSWORD_RESET):
+            if ours.sink.count() >= before_batch + 9_000:
+                break
+            resets[event["contact"]["email"]] = time.time()
+            publish(event)
+            time.sleep(0.1)  # One reset every 100 ms while the batch drains.
+        wait_count(ours.sink, before_batch + 10_000 + len(resets), 900)
+        during[path] = ours.acceptance(resets)
+    total = ours.sink.count()
+    if total < 20_000:
+        ours.publish_bulk(20_000 - total, "rss")
+        wait_count(ours.sink, 20_000, 900)
+    return {
         "password_reset_during_batch_ms": {
             path: {"count": len(values), **spread(values), "max": max(values)}
             for path, values in during.items()
         },
-        "worker_rss_mb": {
-            "after_5k": rss_5k / 2**20,
-            "after_20k": rss_20k / 2**20,
-            "emails_at_samples": [count_5k, count_20k],
-            "growth_pct": (rss_20k - rss_5k) / rss_5k * 100,
-        },
+        "rss_end": rss_of_tree(ours.worker.process.pid),  # type: ignore[union-attr]
+        "count_end": ours.sink.count(),
     }
+
+
+def median_of(rounds: list[dict[str, Any]], *keys: str) -> float:
+    values = []
+    for row in rounds:
+        value: Any = row
+        for key in keys:
+            value = value[key]
+        values.append(float(value))
+    return statistics.median(values)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--emails", type=int, default=5000)
+    parser.add_argument("--emails", type=int, default=3000, help="e-mails per measurement")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    count = args.emails
+    rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        raw = run_raw(directory, args.emails)
-        naive = run_naive(directory, args.emails, args.workers, "validation.new")
-        naive_reset = run_naive(directory, args.emails, args.workers, "password.reset")
-        ours = run_ours(directory, args.database, args.emails, args.workers)
-    single, bulk = ours["single"], ours["bulk"]
-    during = ours["password_reset_during_batch_ms"]
-    steady = ours["reset_to_acceptance_ms_at_50_per_second"]
-    ratios = {
-        "per_event_ours_over_naive": single["per_second"] / naive_reset["per_second"],
-        "batch_ours_over_naive": bulk["per_second"] / naive["per_second"],
-        "batch_ours_over_raw": bulk["per_second"] / raw["per_second"],
+        prepared = messages_for(count)
+        with (
+            Naive(directory, args.workers) as naive,
+            Ours(directory / "ours", args.database, args.workers) as ours,
+        ):
+            before = ours_before_rounds(ours, args.database)
+            ours.pause()
+            for number in range(args.rounds):
+                row: dict[str, Any] = {
+                    "raw": {"per_second": run_raw(directory, prepared, str(number))}
+                }
+                row["naive_password_reset"] = naive.run(count, "password.reset")
+                row["single"] = ours_path(ours, args.database, count, "single", f"single{number}")
+                row["naive"] = naive.run(count, "validation.new")
+                row["bulk"] = ours_path(ours, args.database, count, "bulk", f"bulk{number}")
+                row["ratios"] = {
+                    "per_event_ours_over_naive": row["single"]["per_second"]
+                    / row["naive_password_reset"]["per_second"],
+                    "batch_ours_over_naive": row["bulk"]["per_second"] / row["naive"]["per_second"],
+                    "batch_ours_over_raw": row["bulk"]["per_second"] / row["raw"]["per_second"],
+                }
+                rounds.append(row)
+                print(
+                    f"round {number + 1}: "
+                    + json.dumps(row["ratios"], default=lambda v: round(v, 3)),
+                    flush=True,
+                )
+            after = ours_after_rounds(ours)
+    ratios = {key: median_of(rounds, "ratios", key) for key in rounds[0]["ratios"]}
+    medians = {
+        variant: {
+            key: median_of(rounds, variant, key)
+            for key, value in rounds[0][variant].items()
+            if isinstance(value, int | float)
+        }
+        for variant in ("raw", "naive_password_reset", "single", "naive", "bulk")
     }
+    single, bulk = medians["single"], medians["bulk"]
+    steady = before["reset_to_acceptance_ms_at_50_per_second"]
+    during = after["password_reset_during_batch_ms"]
+    growth = (after["rss_end"] - before["rss_5k"]) / before["rss_5k"] * 100
     result = {
         "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
         "worker_processes": args.workers,
-        "raw": raw,
-        "naive": naive,
-        "naive_password_reset": naive_reset,
-        "ours": ours,
+        "emails_per_measurement": count,
+        "medians": medians,
         "ratios": ratios,
+        "ratios_per_round": [row["ratios"] for row in rounds],
+        "rounds": rounds,
+        "ours": {
+            "database": args.database,
+            "publish_ms": before["publish_ms"],
+            "reset_to_acceptance_ms_at_50_per_second": steady,
+            "password_reset_during_batch_ms": during,
+            "worker_rss_mb": {
+                "after_5k": before["rss_5k"] / 2**20,
+                "at_end": after["rss_end"] / 2**20,
+                "emails_at_samples": [before["count_5k"], after["count_end"]],
+                "growth_pct": growth,
+            },
+        },
         "targets": {
             "per event: ours/naive >= 1.5": ratios["per_event_ours_over_naive"] >= 1.5,
             "batches: ours/raw >= 0.9": ratios["batch_ours_over_raw"] >= 0.9,
@@ -547,25 +615,32 @@ def main() -> None:
             "reset p99 <= 500 ms while 10,000 drain (both paths)": all(
                 v["p99"] <= 500 for v in during.values()
             ),
-            "publish p99 <= 2 ms": ours["publish_ms"]["p99"] <= 2,
-            "rss growth <= 10 %": ours["worker_rss_mb"]["growth_pct"] <= 10,
+            "publish p99 <= 2 ms": before["publish_ms"]["p99"] <= 2,
+            "rss growth <= 10 %": growth <= 10,
         },
     }
     text = json.dumps(result, indent=2, default=lambda v: round(v, 3))
     print(text)
+
+    def each(key: str) -> str:
+        return ", ".join(f"{row['ratios'][key]:.2f}" for row in rounds)
+
+    print(f"\nmedians of {len(rounds)} rounds of {count} e-mails per variant (each round's ratio):")
     print(
-        f"\nper event (publish() per password reset): ours {single['per_second']:.0f}/s, "
-        f"naive {naive_reset['per_second']:.0f}/s, "
-        f"ours/naive {ratios['per_event_ours_over_naive']:.2f}"
+        f"per event (publish() per password reset): ours {single['per_second']:.0f}/s, "
+        f"naive {medians['naive_password_reset']['per_second']:.0f}/s, "
+        f"ours/naive {ratios['per_event_ours_over_naive']:.2f} "
+        f"({each('per_event_ours_over_naive')})"
     )
     print(
         f"batches (publish_many()): ours {bulk['per_second']:.0f}/s, naive "
-        f"{naive['per_second']:.0f}/s, raw {raw['per_second']:.0f}/s, ours/naive "
-        f"{ratios['batch_ours_over_naive']:.2f}, ours/raw {ratios['batch_ours_over_raw']:.2f}"
+        f"{medians['naive']['per_second']:.0f}/s, raw {medians['raw']['per_second']:.0f}/s, "
+        f"ours/naive {ratios['batch_ours_over_naive']:.2f} ({each('batch_ours_over_naive')}), "
+        f"ours/raw {ratios['batch_ours_over_raw']:.2f} ({each('batch_ours_over_raw')})"
     )
     for name, path, base in (
-        ("per event", single, naive_reset),
-        ("batches", bulk, naive),
+        ("per event", single, medians["naive_password_reset"]),
+        ("batches", bulk, medians["naive"]),
     ):
         print(
             f"CPU per e-mail, {name}: worker {path['worker_cpu_ms_per_email']:.2f} ms "
@@ -580,10 +655,11 @@ def main() -> None:
         + "; while 10,000 drain: "
         + ", ".join(f"{k} {v['p50']:.0f}/{v['p99']:.0f} ms" for k, v in during.items())
     )
+    rss = result["ours"]["worker_rss_mb"]
     print(
-        f"publish p50/p99 {ours['publish_ms']['p50']:.2f}/{ours['publish_ms']['p99']:.2f} ms  "
-        f"worker RSS {ours['worker_rss_mb']['after_5k']:.0f} -> "
-        f"{ours['worker_rss_mb']['after_20k']:.0f} MB"
+        f"publish p50/p99 {before['publish_ms']['p50']:.2f}/{before['publish_ms']['p99']:.2f} ms  "
+        f"worker RSS {rss['after_5k']:.0f} MB at {before['count_5k']} e-mails -> "
+        f"{rss['at_end']:.0f} MB at {after['count_end']}"
     )
     for target, met in result["targets"].items():
         print(f"  {'met ' if met else 'MISS'}  {target}")
