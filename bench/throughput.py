@@ -250,12 +250,19 @@ class Ours:
     """The product, end to end: publish() to a worker, SQL record, SMTP."""
 
     def __init__(
-        self, directory: Path, database: str, workers: int, env: dict[str, str] | None = None
+        self,
+        directory: Path,
+        database: str,
+        workers: int,
+        env: dict[str, str] | None = None,
+        prefix: str | None = None,
     ) -> None:
+        """``prefix``: a Redis key prefix of its own, for several stacks side by side."""
         self.directory = directory
         self.database = database
         self.workers = workers
         self.extra_env = env or {}
+        self.prefix = prefix or os.environ["DISPATCHER_BROKER_PREFIX"]
 
     def __enter__(self) -> Ours:
         from config_store.database import make_engine
@@ -271,10 +278,10 @@ class Ours:
         repository.add_group("BENCH", "Bench")
         repository.save_settings("BENCH", addresses_only(), "bench")
         self.sink = Sink(self.directory / "ours-sink").start()
-        prefix = os.environ["DISPATCHER_BROKER_PREFIX"]
-        purge_broker(prefix)
+        purge_broker(self.prefix)
+        self.publish_here()
         env = {
-            **broker_env(prefix),
+            **broker_env(self.prefix),
             "DISPATCHER_DATABASE_URL": self.url,
             "DISPATCHER_SMTP_HOST": "127.0.0.1",
             "DISPATCHER_SMTP_PORT": str(self.sink.port),
@@ -291,11 +298,12 @@ class Ours:
     def __exit__(self, *exc: object) -> None:
         from tests.support.stack import purge_broker
 
+        pause(self.worker.process, False)  # A stopped process would not hear SIGTERM.
         self.worker.stop()
         self.sink.stop()
         self.engine.dispose()
         self.cleanup()
-        purge_broker(os.environ["DISPATCHER_BROKER_PREFIX"])
+        purge_broker(self.prefix)
 
     def events(self, count: int, tag: str, event_type: Any = None) -> list[dict[str, Any]]:
         from dispatcher.domain.kinds import EventType
@@ -342,6 +350,17 @@ class Ours:
     def pause(self, paused: bool = True) -> None:
         """Stop the worker while another variant is measured (``False``: continue it)."""
         pause(self.worker.process, paused)
+        if not paused:
+            self.publish_here()
+
+    def publish_here(self) -> None:
+        """Point this process's publish() at this stack's broker keys."""
+        from dispatcher.broker.app import app
+        from dispatcher.broker.publisher import use_broker
+        from tests.support.harness import broker_env
+
+        if app.conf.broker_transport_options.get("global_keyprefix") != self.prefix:
+            use_broker(broker_env(self.prefix)["DISPATCHER_BROKER_URL"], self.prefix)
 
     def acceptance(self, sent: dict[str, float]) -> list[float]:
         arrived = {rcpt: e["received_at"] for e in self.sink.messages() for rcpt in e["rcpt_tos"]}
