@@ -191,6 +191,15 @@ _FINISH = (
 )
 
 
+# Which of a batch's deliveries the outcome UPDATE above changed: those that
+# carry its time (another worker's takeover carries another).
+_FINISHED_BY_ME = select(_DELIVERIES.c.id).where(
+    _DELIVERIES.c.id.in_(bindparam("ids", expanding=True)),
+    _DELIVERIES.c.updated_at == bindparam("now"),
+)
+_INSERT_OUTBOX = insert(cast(Table, WebhookMessage.__table__))
+
+
 def _held(view: DeliveryView, reasons: Mapping[str, str]) -> str | None:
     return None if view.ignore_suppression else reasons.get(view.recipient.lower())
 
@@ -481,7 +490,6 @@ class DeliveryRecords:
         """
         if not results:
             return
-        deliveries = _DELIVERIES
         rows = [
             {
                 "b_id": r.delivery_id,
@@ -504,15 +512,12 @@ class DeliveryRecords:
                 # taken over meanwhile carries another.
                 mine = set(
                     connection.scalars(
-                        select(deliveries.c.id).where(
-                            deliveries.c.id.in_([r.delivery_id for r in results]),
-                            deliveries.c.updated_at == now,
-                        )
+                        _FINISHED_BY_ME, {"ids": [r.delivery_id for r in results], "now": now}
                     )
                 )
                 messages = [row.values(now) for row in outbox if row.delivery_id in mine]
                 if messages:
-                    connection.execute(insert(WebhookMessage), messages)
+                    connection.execute(_INSERT_OUTBOX, messages)
 
     def due(
         self, now: datetime, grace: timedelta, lease: timedelta, hold: timedelta, limit: int = 500

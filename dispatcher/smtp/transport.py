@@ -31,6 +31,22 @@ log = logging.getLogger(__name__)
 IDLE_SECONDS = 5.0
 
 
+# A bare address as every one here is (validated before it gets here): no
+# space, brackets, quotes or comments, one "@".
+_BARE_ADDRESS = re.compile(r"[^\s<>()\[\]\\,;:\"@]+@[^\s<>()\[\]\\,;:\"@]+")
+
+
+def smtp_path(address: str) -> str:
+    """The path of MAIL FROM or RCPT TO for ``address`` (RFC 5321 4.1.2): ``<address>``.
+
+    smtplib.quoteaddr parses every address character by character (about
+    10 µs each, twice per e-mail); a bare one needs only its brackets.
+    """
+    if _BARE_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
+
+
 @dataclass(frozen=True)
 class Route:
     """What chooses an e-mail's relays: its sender domain and its group (CONTRACT §9)."""
@@ -383,8 +399,8 @@ class SmtpTransport:
             # in order; the message follows only a 354. Two round trips per
             # message instead of four.
             conn.send(
-                f"MAIL FROM:{smtplib.quoteaddr(sender)}\r\n"
-                f"RCPT TO:{smtplib.quoteaddr(recipient)}\r\nDATA\r\n".encode("ascii")
+                f"MAIL FROM:{smtp_path(sender)}\r\n"
+                f"RCPT TO:{smtp_path(recipient)}\r\nDATA\r\n".encode("ascii")
             )
             replies = []
             for stage.name in ("MAIL FROM", "RCPT TO", "DATA"):
