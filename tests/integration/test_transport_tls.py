@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +13,7 @@ from aiosmtpd.controller import Controller
 
 from dispatcher.smtp.transport import SmtpTransport, TemporaryFailure
 from tests.integration.test_transport import config, send
+from tests.support.certificates import self_signed
 from tests.support.harness import free_port
 
 
@@ -36,20 +35,7 @@ class _Handler:
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    openssl = shutil.which("openssl")
-    assert openssl, "the TLS tests need the openssl command: apt-get install -y openssl"
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        [
-            *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
-            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"),
-            *("-addext", "subjectAltName=DNS:localhost"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
+    return self_signed(tmp_path_factory.mktemp("tls"))
 
 
 def _serve(certificate: tuple[Path, Path], *, implicit: bool) -> Iterator[TlsServer]:

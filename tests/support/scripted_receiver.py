@@ -6,11 +6,13 @@ Unit tests of the webhook sender use it where a real receiver process
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,13 @@ class Scripted:
 
 
 @contextmanager
-def scripted_receiver(respond: Callable[[Request], int]) -> Iterator[Scripted]:
-    """Serve POSTs on a free loopback port; ``respond`` gives each one's status."""
+def scripted_receiver(
+    respond: Callable[[Request], int], tls: tuple[Path, Path] | None = None
+) -> Iterator[Scripted]:
+    """Serve POSTs on a free loopback port; ``respond`` gives each one's status.
+
+    With ``tls`` (certificate, key) it speaks HTTPS as localhost.
+    """
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -44,10 +51,16 @@ def scripted_receiver(respond: Callable[[Request], int]) -> Iterator[Scripted]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    scheme, host = "http", "127.0.0.1"
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        scheme, host = "https", "localhost"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Scripted(f"http://127.0.0.1:{server.server_address[1]}/hooks")
+        yield Scripted(f"{scheme}://{host}:{server.server_address[1]}/hooks")
     finally:
         server.shutdown()
         server.server_close()

@@ -7,6 +7,7 @@ import socket
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import urllib3
@@ -31,6 +32,7 @@ from dispatcher.domain.statuses import DeliveryStatus, WebhookStatus, WebhookTyp
 from dispatcher.errors import CannotResend, UnknownDelivery
 from dispatcher.mail.bounces import parse_bounce
 from dispatcher.settings import Settings
+from tests.support.certificates import self_signed
 from tests.support.scripted_receiver import Request, scripted_receiver
 
 NOW = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
@@ -411,3 +413,34 @@ def test_webhooks_go_through_the_proxy_the_environment_names(
     assert not isinstance(sender.pool_for("https://portal.internal/hooks"), urllib3.ProxyManager)
     assert not isinstance(sender.pool_for("http://portal.example.com/hooks"), urllib3.ProxyManager)
     sender.close()
+
+
+def test_a_receivers_certificate_is_checked(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signed payloads name people: they go only to a receiver whose certificate verifies."""
+    for name in ("HTTPS_PROXY", "https_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    cert, key = self_signed(tmp_path)
+    taken: list[str] = []
+
+    def respond(request: Request) -> int:
+        taken.append(request.headers["webhook-id"])
+        return 204
+
+    with scripted_receiver(respond, tls=(cert, key)) as receiver:
+        queue_webhooks(engine, receiver.url, [delivered(engine)], (WebhookType.SENT,))
+        config = Settings(webhook_url=receiver.url, webhook_secret=SECRET)
+        untrusting = WebhookSender(WebhookOutbox(engine), config, clock=lambda: NOW)
+        assert untrusting.send_due().retried == 1
+        untrusting.close()
+        [message] = WebhookOutbox(engine).messages(WebhookStatus.PENDING)
+        assert "CERTIFICATE_VERIFY_FAILED" in (message.last_error or "")
+        assert taken == []
+        # The receiver's CA added the way the README says: SSL_CERT_FILE.
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        later = NOW + timedelta(hours=1)
+        trusting = WebhookSender(WebhookOutbox(engine), config, clock=lambda: later)
+        assert trusting.send_due().delivered == 1
+        trusting.close()
+    assert taken == [message.webhook_id]
