@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import urllib3
 from sqlalchemy import Engine, Table, and_, func, or_, select, update
@@ -348,7 +348,16 @@ class WebhookSender:
             parts = urlsplit(endpoint)
             proxy = urllib.request.getproxies().get(parts.scheme)
             if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
-                pool = urllib3.ProxyManager(proxy, **self._options)
+                # Credentials in the proxy's URL become its Proxy-Authorization.
+                auth = urlsplit(proxy)
+                headers = (
+                    urllib3.make_headers(
+                        proxy_basic_auth=f"{unquote(auth.username)}:{unquote(auth.password or '')}"
+                    )
+                    if auth.username
+                    else None
+                )
+                pool = urllib3.ProxyManager(proxy, proxy_headers=headers, **self._options)
             else:
                 pool = self._direct
             # Lanes may race here; the loser's pool is simply dropped.

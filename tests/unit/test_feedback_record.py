@@ -399,7 +399,7 @@ def test_a_receiver_nobody_listens_on_is_retried_with_the_reason(engine: Engine)
 def test_webhooks_go_through_the_proxy_the_environment_names(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("HTTPS_PROXY", "http://webhooks:s%40cret@proxy.internal:3128")
     monkeypatch.setenv("NO_PROXY", "portal.internal")
     monkeypatch.delenv("HTTP_PROXY", raising=False)
     monkeypatch.delenv("http_proxy", raising=False)
@@ -410,6 +410,8 @@ def test_webhooks_go_through_the_proxy_the_environment_names(
     assert isinstance(through, urllib3.ProxyManager)
     assert through.proxy is not None
     assert through.proxy.host == "proxy.internal"
+    # user:password from the URL, percent-decoded, as Basic credentials.
+    assert through.proxy_headers == {"proxy-authorization": "Basic d2ViaG9va3M6c0BjcmV0"}
     assert not isinstance(sender.pool_for("https://portal.internal/hooks"), urllib3.ProxyManager)
     assert not isinstance(sender.pool_for("http://portal.example.com/hooks"), urllib3.ProxyManager)
     sender.close()
