@@ -98,6 +98,8 @@ os.register_at_fork(after_in_child=_forget_service)
 def _close_transport(**_: Any) -> None:
     if _service is not None:
         _service.transport.close()
+        if _service.marks is not None:
+            _service.marks.close()
     if _webhooks is not None:
         _webhooks.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 
@@ -66,8 +67,6 @@ def test_work_lost_in_redis_is_recovered_by_the_sweeper(stack: Stack) -> None:
 
 
 def test_the_interactive_lane_is_served_while_a_batch_drains(stack: Stack) -> None:
-    # 600 queued events: with batches of 25 a worker drains 300 fast enough that
-    # "more than 100 still waiting" became a race with the count below (97 once).
     batch = []
     for number in range(600):
         item = sample_event(EventType.CUSTOMER_VALIDATED)
@@ -77,12 +76,21 @@ def test_the_interactive_lane_is_served_while_a_batch_drains(stack: Stack) -> No
             contact={"email": f"batch{number}@example.com"},
         )
         batch.append(item)
-    for item in batch:
-        publish(item)
     address = f"urgent-{uuid.uuid4().hex[:6]}@example.com"
-    urgent = reset_for(address)
-    publish(urgent)
+    # The worker is held while the batch and then the reset are queued: how
+    # far it got meanwhile depended on how fast this process could publish
+    # (97 of 300 were still waiting once on a loaded machine, 380 of 600 most
+    # days), which is not what this test is about.
+    assert stack.worker.process is not None
+    os.killpg(stack.worker.process.pid, signal.SIGSTOP)
+    try:
+        for item in batch:
+            publish(item)
+        publish(reset_for(address))
+    finally:
+        os.killpg(stack.worker.process.pid, signal.SIGCONT)
     wait_for(lambda: stack.sink.messages(address), 30, "the password-reset mail")
     waiting = sum(1 for item in batch if not stack.records.get_event(str(item["event_id"])))
-    # The reset overtook most of the batch that was queued before it.
-    assert waiting > 100, waiting
+    # The reset overtook most of the batch that was queued before it (553 of
+    # 600 were still waiting when it arrived, on a quiet machine).
+    assert waiting > len(batch) // 2, waiting
