@@ -426,7 +426,7 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"p50": statistics.median(values), "p99": percentile(values, 99)}
 
 
-def ours_before_rounds(ours: Ours, database: str) -> dict[str, Any]:
+def ours_before_rounds(ours: Ours) -> dict[str, Any]:
     """Warm up, then publish() latency, latency at 50 events/s, memory after 5,000 e-mails."""
     from dispatcher import publish
     from dispatcher.broker.publisher import publish_many
@@ -475,14 +475,14 @@ def ours_before_rounds(ours: Ours, database: str) -> dict[str, Any]:
     }
 
 
-def ours_path(ours: Ours, database: str, count: int, path: str, tag: str) -> dict[str, Any]:
+def ours_path(ours: Ours, count: int, path: str, tag: str) -> dict[str, Any]:
     """One measurement of a path: "single" (publish() per password reset while
     the workers run; they take what waits as batches) or "bulk" (publish_many())."""
     from dispatcher.domain.kinds import EventType
 
     ours.pause(False)
     try:
-        meter = CpuMeter(ours.worker.process.pid, database)  # type: ignore[union-attr]
+        meter = CpuMeter(ours.worker.process.pid, ours.database)  # type: ignore[union-attr]
         base = ours.sink.count()
         meter.start()
         started = time.time()
@@ -567,16 +567,16 @@ def main() -> None:
             Naive(directory, args.workers) as naive,
             Ours(directory / "ours", args.database, args.workers) as ours,
         ):
-            before = ours_before_rounds(ours, args.database)
+            before = ours_before_rounds(ours)
             ours.pause()
             for number in range(args.rounds):
                 row: dict[str, Any] = {
                     "raw": {"per_second": run_raw(directory, prepared, str(number))}
                 }
                 row["naive_password_reset"] = naive.run(count, "password.reset")
-                row["single"] = ours_path(ours, args.database, count, "single", f"single{number}")
+                row["single"] = ours_path(ours, count, "single", f"single{number}")
                 row["naive"] = naive.run(count, "validation.new")
-                row["bulk"] = ours_path(ours, args.database, count, "bulk", f"bulk{number}")
+                row["bulk"] = ours_path(ours, count, "bulk", f"bulk{number}")
                 row["ratios"] = {
                     "per_event_ours_over_naive": row["single"]["per_second"]
                     / row["naive_password_reset"]["per_second"],

@@ -365,7 +365,7 @@ class WebhookSender:
         return pool
 
     def close(self) -> None:
-        for pool in {id(p): p for p in (self._direct, *self._pools.values())}.values():
+        for pool in {self._direct, *self._pools.values()}:
             pool.clear()
         if self._lanes is not None:
             self._lanes.shutdown(wait=False)
@@ -472,10 +472,14 @@ class WebhookSender:
         if self.signer is not None:
             headers["webhook-signature"] = self.signer.sign(message.webhook_id, stamp, body)
         try:
+            # A proxy URL urllib3 cannot use (HTTPS_PROXY=ftp://...) or an endpoint
+            # that does not parse (a row written under an older setting) fails
+            # this message with the reason, retried like any failure, instead of
+            # the whole round with a traceback.
             response = self.pool_for(message.endpoint).request(
                 "POST", message.endpoint, body=body.encode(), headers=headers, redirect=False
             )
-        except urllib3.exceptions.HTTPError as exc:
+        except (urllib3.exceptions.HTTPError, ValueError) as exc:
             return f"{type(exc).__name__}: {exc}"
         if 200 <= response.status < 300:
             return None

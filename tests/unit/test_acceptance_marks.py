@@ -21,12 +21,14 @@ AT = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def redis_keys() -> Iterator[tuple[redis.Redis, str]]:
-    """A client of the test Redis and a key prefix of this test's own."""
+def redis_keys() -> Iterator[tuple[redis.Redis, str, AcceptanceMarks]]:
+    """A client of the test Redis, a key prefix of this test's own, and marks under it."""
     require_redis()
     client = redis.Redis.from_url(os.environ["DISPATCHER_BROKER_URL"])
     prefix = f"marks-{uuid.uuid4().hex[:8]}:"
-    yield client, prefix
+    marks = AcceptanceMarks(client, prefix)
+    yield client, prefix, marks
+    marks.close()
     keys = list(client.scan_iter(match=f"{prefix}*"))
     if keys:
         client.delete(*keys)
@@ -34,10 +36,9 @@ def redis_keys() -> Iterator[tuple[redis.Redis, str]]:
 
 
 def test_every_mark_is_found_and_expires_within_a_day(
-    redis_keys: tuple[redis.Redis, str],
+    redis_keys: tuple[redis.Redis, str, AcceptanceMarks],
 ) -> None:
-    client, prefix = redis_keys
-    marks = AcceptanceMarks(client, prefix)
+    client, prefix, marks = redis_keys
     for number in range(1, 51):
         marks.mark(number, Acceptance(250, f"2.0.0 Ok {number}", AT, "primary"))
     marks.settle()
@@ -45,26 +46,22 @@ def test_every_mark_is_found_and_expires_within_a_day(
     assert sorted(found) == list(range(1, 51))
     assert found[7] == Acceptance(250, "2.0.0 Ok 7", AT, "primary")
     assert 0 < client.ttl(f"{prefix}dispatcher:accepted:7") <= 86_400
-    marks.close()
 
 
 def test_a_mark_reaches_redis_before_its_answer_is_read(
-    redis_keys: tuple[redis.Redis, str],
+    redis_keys: tuple[redis.Redis, str, AcceptanceMarks],
 ) -> None:
     """What makes a kill harmless: the command is sent at once, only its answer waits."""
-    client, prefix = redis_keys
-    marks = AcceptanceMarks(client, prefix)
+    client, prefix, marks = redis_keys
     marks.mark(1, Acceptance(250, "ok", AT))
     assert marks._unanswered == 1  # The answer is not read yet.
     wait_for(lambda: bool(client.exists(f"{prefix}dispatcher:accepted:1")), 5, "the mark")
-    marks.close()
 
 
 def test_a_connection_redis_closed_is_replaced_and_the_mark_lands(
-    redis_keys: tuple[redis.Redis, str],
+    redis_keys: tuple[redis.Redis, str, AcceptanceMarks],
 ) -> None:
-    client, prefix = redis_keys
-    marks = AcceptanceMarks(client, prefix)
+    client, prefix, marks = redis_keys
     marks.mark(1, Acceptance(250, "ok", AT))
     marks.settle()
     # As a Redis restart would: the server drops the marks' connection.
@@ -76,7 +73,6 @@ def test_a_connection_redis_closed_is_replaced_and_the_mark_lands(
     marks.mark(2, Acceptance(250, "ok", AT))
     marks.settle()
     assert sorted(AcceptanceMarks(client, prefix).find([1, 2])) == [1, 2]
-    marks.close()
 
 
 def test_an_unreachable_redis_is_logged_never_raised(caplog: pytest.LogCaptureFixture) -> None:
@@ -93,10 +89,9 @@ def test_an_unreachable_redis_is_logged_never_raised(caplog: pytest.LogCaptureFi
 
 
 def test_a_refusal_is_logged_when_its_answer_is_read_and_marking_goes_on(
-    redis_keys: tuple[redis.Redis, str], caplog: pytest.LogCaptureFixture
+    redis_keys: tuple[redis.Redis, str, AcceptanceMarks], caplog: pytest.LogCaptureFixture
 ) -> None:
-    client, prefix = redis_keys
-    marks = AcceptanceMarks(client, prefix)
+    client, prefix, marks = redis_keys
     marks.mark(1, Acceptance(250, "ok", AT))
     marks.settle()
     # Redis refuses a command (a read-only replica would refuse every SET):
@@ -108,4 +103,3 @@ def test_a_refusal_is_logged_when_its_answer_is_read_and_marking_goes_on(
         marks.settle()
     assert "acceptance of delivery 3 not marked" in caplog.text
     assert 4 in AcceptanceMarks(client, prefix).find([4])
-    marks.close()

@@ -217,6 +217,23 @@ def test_outcomes_write_their_webhooks_in_the_same_transaction(engine: Engine) -
     assert message.payload["data"]["delivery_id"] == claimed.delivery.id
 
 
+def queue_webhooks(
+    engine: Engine, url: str, views: list[DeliveryView], kinds: tuple[WebhookType, ...]
+) -> int:
+    """Write each delivery's webhooks of ``kinds`` to the outbox; return how many."""
+    rows = [
+        row
+        for view in views
+        for kind in kinds
+        for row in outcome_rows(
+            [url], kind, view, "sent", NOW, code=250, text="ok", attempts=1, relay=None
+        )
+    ]
+    with engine.begin() as connection:
+        connection.execute(insert(WebhookMessage), [r.values(NOW) for r in rows])
+    return len(rows)
+
+
 def test_the_sender_signs_retries_with_backoff_and_gives_up_after_the_period(
     engine: Engine,
 ) -> None:
@@ -228,20 +245,7 @@ def test_the_sender_signs_retries_with_backoff_and_gives_up_after_the_period(
         return answers.pop(0)
 
     with scripted_receiver(respond) as receiver:
-        view = delivered(engine)
-        rows = outcome_rows(
-            [receiver.url],
-            WebhookType.SENT,
-            view,
-            "sent",
-            NOW,
-            code=250,
-            text="ok",
-            attempts=1,
-            relay=None,
-        )
-        with engine.begin() as connection:
-            connection.execute(insert(WebhookMessage), [r.values(NOW) for r in rows])
+        queue_webhooks(engine, receiver.url, [delivered(engine)], (WebhookType.SENT,))
         clock = [NOW]
         config = Settings(
             webhook_url=receiver.url,
@@ -271,20 +275,7 @@ def test_a_receiver_down_for_longer_than_the_period_is_given_up_and_replayable(
     engine: Engine,
 ) -> None:
     with scripted_receiver(lambda request: 502) as receiver:
-        view = delivered(engine)
-        rows = outcome_rows(
-            [receiver.url],
-            WebhookType.SENT,
-            view,
-            "sent",
-            NOW,
-            code=250,
-            text="ok",
-            attempts=1,
-            relay=None,
-        )
-        with engine.begin() as connection:
-            connection.execute(insert(WebhookMessage), [r.values(NOW) for r in rows])
+        queue_webhooks(engine, receiver.url, [delivered(engine)], (WebhookType.SENT,))
         clock = [NOW + timedelta(hours=23, minutes=59)]
         config = Settings(
             webhook_url=receiver.url, webhook_secret=SECRET, webhook_retry_base_seconds=600
@@ -297,23 +288,6 @@ def test_a_receiver_down_for_longer_than_the_period_is_given_up_and_replayable(
     assert "HTTP 502" in (message.last_error or "")
     assert outbox.replay(None, NOW) == [message.id]
     assert outbox.counts()["pending"] == 1
-
-
-def queue_webhooks(
-    engine: Engine, url: str, views: list[DeliveryView], kinds: tuple[WebhookType, ...]
-) -> int:
-    """Write each delivery's webhooks of ``kinds`` to the outbox; return how many."""
-    rows = [
-        row
-        for view in views
-        for kind in kinds
-        for row in outcome_rows(
-            [url], kind, view, "sent", NOW, code=250, text="ok", attempts=1, relay=None
-        )
-    ]
-    with engine.begin() as connection:
-        connection.execute(insert(WebhookMessage), [r.values(NOW) for r in rows])
-    return len(rows)
 
 
 def test_webhooks_go_several_at_once_and_each_deliverys_in_order(engine: Engine) -> None:
@@ -415,6 +389,41 @@ def test_webhooks_go_through_the_proxy_the_environment_names(
     assert not isinstance(sender.pool_for("https://portal.internal/hooks"), urllib3.ProxyManager)
     assert not isinstance(sender.pool_for("http://portal.example.com/hooks"), urllib3.ProxyManager)
     sender.close()
+
+
+def test_a_proxy_url_urllib3_cannot_use_fails_the_message_with_the_reason(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "ftp://proxy.internal:21")
+    url = "http://portal.example.test/hooks"
+    queue_webhooks(engine, url, [delivered(engine)], (WebhookType.SENT,))
+    sender = WebhookSender(
+        WebhookOutbox(engine), Settings(webhook_url=url, webhook_secret=SECRET), clock=lambda: NOW
+    )
+    assert sender.send_due().retried == 1
+    sender.close()
+    [message] = WebhookOutbox(engine).messages(WebhookStatus.PENDING)
+    assert (message.last_error or "").startswith("ProxySchemeUnknown: ")
+    assert "ftp" in (message.last_error or "")
+
+
+def test_an_endpoint_that_does_not_parse_fails_the_message_with_the_reason(
+    engine: Engine,
+) -> None:
+    """A row written under an older DISPATCHER_WEBHOOK_URL, say: one line, not a traceback."""
+    broken = "http://[::1/hooks"
+    queue_webhooks(engine, broken, [delivered(engine)], (WebhookType.SENT,))
+    sender = WebhookSender(
+        WebhookOutbox(engine),
+        Settings(webhook_url=broken, webhook_secret=SECRET),
+        clock=lambda: NOW,
+    )
+    assert sender.send_due().retried == 1
+    sender.close()
+    [message] = WebhookOutbox(engine).messages(WebhookStatus.PENDING)
+    assert (message.last_error or "").startswith("ValueError: ")
 
 
 def test_a_receivers_certificate_is_checked(
