@@ -23,7 +23,7 @@ once its webhooks have arrived. The targets (issues 11 and 12): feedback at
 most 10 % less throughput, RSA-2048 at most 15 % less, Ed25519 under 1 ms of
 signing per e-mail (bench.dkim_cost measures signing alone).
 
-    python -m bench.features [--emails 3000] [--rounds 3] [--json out.json]
+    python -m bench.features [--emails 3000] [--rounds 3] [--only feedback] [--json out.json]
 """
 
 from __future__ import annotations
@@ -121,6 +121,11 @@ def main() -> None:
     parser.add_argument("--emails", type=int, default=3000, help="e-mails per path and turn")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated configurations to measure against plain (default: all)",
+    )
     args = parser.parse_args()
     from tests.support.harness import Receiver
 
@@ -140,6 +145,15 @@ def main() -> None:
             "ed25519": {"DISPATCHER_DKIM_KEYS_DIR": str(dkim_dir(root, "ed25519"))},
             "rsa-2048": {"DISPATCHER_DKIM_KEYS_DIR": str(dkim_dir(root, "rsa-2048"))},
         }
+        if args.only:
+            wanted = {"plain", *(name.strip() for name in args.only.split(","))}
+            unknown = wanted - set(configurations)
+            if unknown:
+                parser.error(
+                    f"--only: no configuration {', '.join(sorted(unknown))}; "
+                    f"choose from {', '.join(configurations)}"
+                )
+            configurations = {k: v for k, v in configurations.items() if k in wanted}
         stack_of: dict[str, Any] = {}
         for name, env in configurations.items():
             prefix = f"{os.environ['DISPATCHER_BROKER_PREFIX']}{name}:"

@@ -267,6 +267,8 @@ def test_the_sender_signs_retries_with_backoff_and_gives_up_after_the_period(
     expected = Webhook(SECRET).sign(last.headers["webhook-id"], stamp, last.content.decode())
     assert last.headers["webhook-signature"] == expected
     assert json.loads(last.content)["type"] == "delivery.sent"
+    # The receiver's logs name the dispatcher, not the HTTP library.
+    assert {r.headers["user-agent"] for r in seen} == {"portal-dispatcher-webhooks"}
     [message] = WebhookOutbox(engine).messages()
     assert (message.status, message.attempts) == (WebhookStatus.DELIVERED, 3)
 
