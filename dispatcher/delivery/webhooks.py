@@ -183,18 +183,23 @@ class WebhookOutbox:
         # One round trip: choose what is due and claim it. Two senders asking at
         # once each get their own: on PostgreSQL the second skips the rows the
         # first has locked, and the guard repeated in the UPDATE holds on SQLite,
-        # whose writers take turns.
+        # whose writers take turns. The choice is a materialised CTE so that it
+        # runs once: as a plain "id IN (subquery)" PostgreSQL may plan a semi
+        # join that runs the LIMIT subquery again for every candidate row, which
+        # with 2,000 pending rows took 360 ms and claimed all of them, not 100.
         chosen = (
             select(WebhookMessage.id)
             .where(due)
             .order_by(WebhookMessage.next_attempt_at, WebhookMessage.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
+            .cte("chosen")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
         )
         with connection_scope(self.engine) as connection:
             rows = connection.execute(
                 update(_OUTBOX)
-                .where(_OUTBOX.c.id.in_(chosen), due)
+                .where(_OUTBOX.c.id.in_(select(chosen.c.id)), due)
                 .values(claimed_at=now)
                 .returning(*_OUTBOX.c)
             ).all()

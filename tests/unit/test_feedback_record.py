@@ -21,6 +21,7 @@ from dispatcher.delivery.suppressions import NotSuppressed, SuppressionList
 from dispatcher.delivery.views import AttemptResult, DeliveryView, NewDelivery
 from dispatcher.delivery.webhooks import (
     CONCURRENCY,
+    OutboxRow,
     WebhookOutbox,
     WebhookSender,
     outcome_rows,
@@ -457,3 +458,18 @@ def test_a_receivers_certificate_is_checked(
         assert trusting.send_due().delivered == 1
         trusting.close()
     assert taken == [message.webhook_id]
+
+
+def test_a_claim_takes_at_most_its_limit_however_much_is_due(engine: Engine) -> None:
+    """Two thousand pending webhooks, claims of 100: each gets 100 of its own, in order."""
+    rows = [
+        OutboxRow(f"msg_{number:05d}", "http://portal.test/hooks", WebhookType.SENT, number, {})
+        for number in range(2000)
+    ]
+    with engine.begin() as connection:
+        connection.execute(insert(WebhookMessage), [row.values(NOW) for row in rows])
+    outbox = WebhookOutbox(engine)
+    first = outbox.claim_due(NOW, timedelta(minutes=5), limit=100)
+    second = outbox.claim_due(NOW, timedelta(minutes=5), limit=100)
+    assert [m.webhook_id for m in first] == [f"msg_{n:05d}" for n in range(100)]
+    assert [m.webhook_id for m in second] == [f"msg_{n:05d}" for n in range(100, 200)]
