@@ -6,6 +6,7 @@ import json
 import socket
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -473,3 +474,64 @@ def test_a_claim_takes_at_most_its_limit_however_much_is_due(engine: Engine) -> 
     second = outbox.claim_due(NOW, timedelta(minutes=5), limit=100)
     assert [m.webhook_id for m in first] == [f"msg_{n:05d}" for n in range(100)]
     assert [m.webhook_id for m in second] == [f"msg_{n:05d}" for n in range(100, 200)]
+
+
+def test_senders_claiming_at_once_never_take_the_same_webhook(engine: Engine) -> None:
+    rows = [
+        OutboxRow(f"msg_{number:05d}", "http://portal.test/hooks", WebhookType.SENT, number, {})
+        for number in range(600)
+    ]
+    with engine.begin() as connection:
+        connection.execute(insert(WebhookMessage), [row.values(NOW) for row in rows])
+    outbox = WebhookOutbox(engine)
+    start = threading.Barrier(6, timeout=10)
+
+    def claim_all() -> list[str]:
+        start.wait()
+        taken: list[str] = []
+        while batch := outbox.claim_due(NOW, timedelta(minutes=5), limit=25):
+            taken.extend(m.webhook_id for m in batch)
+        return taken
+
+    with ThreadPoolExecutor(6) as senders:
+        claims = list(senders.map(lambda _: claim_all(), range(6)))
+    everything = [webhook_id for claim in claims for webhook_id in claim]
+    assert sorted(everything) == [f"msg_{n:05d}" for n in range(600)]
+    # Each sender got a share: the claims interleaved rather than ran one after another.
+    assert sum(1 for claim in claims if claim) > 1
+
+
+def test_a_batch_writes_webhooks_only_for_the_deliveries_still_its_own(engine: Engine) -> None:
+    records = DeliveryRecords(engine)
+    raw = sample_event(EventType.PASSWORD_RESET)
+    raw.update(event_id="e-mixed", customer_group="RETAIL")
+    planned = [
+        NewDelivery("password.reset", f"{name}@example.com", None, None, f"<{name}@x>", "bulk")
+        for name in ("ours", "gone")
+    ]
+    ours, gone = records.record_accepted(raw, "bulk", planned, 1, NOW).claimed
+
+    def outcome(view: DeliveryView) -> tuple[AttemptResult, list[OutboxRow]]:
+        rows = outcome_rows(
+            [TARGET],
+            WebhookType.SENT,
+            view,
+            "sent",
+            NOW,
+            code=250,
+            text="ok",
+            attempts=1,
+            relay=None,
+        )
+        return AttemptResult(view.id, DeliveryStatus.SENT, 250, "ok", sent_at=NOW), rows
+
+    # "gone" was finished elsewhere first (taken over, say): it is not "sending" any more.
+    gone_result, gone_rows = outcome(gone.delivery)
+    records.finish([gone_result], NOW, gone_rows)
+    ours_result, ours_rows = outcome(ours.delivery)
+    again_result, again_rows = outcome(gone.delivery)
+    records.finish([ours_result, again_result], NOW + timedelta(seconds=1), ours_rows + again_rows)
+    counts: dict[int | None, int] = {}
+    for message in WebhookOutbox(engine).messages():
+        counts[message.delivery_id] = counts.get(message.delivery_id, 0) + 1
+    assert counts == {ours.delivery.id: 1, gone.delivery.id: 1}
