@@ -530,7 +530,10 @@ def test_unsaved_changes_are_not_lost_without_a_warning(page: Any, site: Site) -
     go(page, server, "/groups/RETAIL")
     expect(field).to_have_value(before)
 
-    # Closing or reloading the page asks the browser's own question.
+    # Closing or reloading the page asks the browser's own question. Chromium
+    # asks only on a page the user has interacted with: fill() alone does not
+    # always count as that, so the field is clicked first, as a user would.
+    field.click()
     field.fill("wieder ein Entwurf")
     # The handler answers "stay on the page". Playwright dismisses a dialog
     # nobody handles at once, so answering after expect_event raced with it.

@@ -134,3 +134,17 @@ def test_flower_asks_for_a_password_from_the_environment() -> None:
         environment["DISPATCHER_BROKER_URL"]
         == SERVICES["api"]["environment"]["DISPATCHER_BROKER_URL"]
     )
+
+
+def test_the_readmes_dedicated_workers_serve_every_lane() -> None:
+    """Whoever copies the README's per-lane workers must not leave a lane without one."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    start = readme.index("Dedicated workers per lane")
+    block = readme[start : readme.index("```\n", readme.index("```sh", start) + 5)]
+    served: set[str] = set()
+    commands = [line for line in block.splitlines() if line.startswith("celery -A worker worker")]
+    assert commands, "README: no dedicated worker commands found"
+    for line in commands:
+        argv = shlex.split(line)
+        served |= set(argv[argv.index("-Q") + 1].split(","))
+    assert served == set(ALL_QUEUES)
