@@ -509,10 +509,8 @@ class DeliveryRecords:
             finished = connection.execute(_FINISH, rows)
             if outbox:
                 ids = [r.delivery_id for r in results]
-                if (
-                    connection.dialect.supports_sane_multi_rowcount
-                    and finished.rowcount == len(rows)
-                ):
+                counted = connection.dialect.supports_sane_multi_rowcount
+                if counted and finished.rowcount == len(rows):
                     # Every outcome found its delivery still ours: the everyday
                     # case needs no second statement.
                     mine = set(ids)
