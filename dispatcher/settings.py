@@ -18,7 +18,11 @@ REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://", "redis+socket://", "sen
 class Settings(BaseSettings):
     """Process configuration (CONTRACT §7); secrets never appear in its repr."""
 
-    model_config = SettingsConfigDict(env_prefix="DISPATCHER_", extra="ignore")
+    # Errors never repeat the input: URLs carry passwords, and a worker that
+    # refuses its settings prints the error to its log.
+    model_config = SettingsConfigDict(
+        env_prefix="DISPATCHER_", extra="ignore", hide_input_in_errors=True
+    )
 
     database_url: str = "sqlite:///dispatcher.db"
     broker_url: str = "redis://localhost:6379/0"
@@ -148,6 +152,30 @@ class Settings(BaseSettings):
                 'generate one with: python -c "import base64, secrets; '
                 "print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\""
             )
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_receivers(cls, value: str) -> str:
+        # Signed payloads name people: a mistyped scheme must not send them
+        # anywhere, least of all unencrypted to port 80.
+        for url in (part.strip() for part in value.split(",")):
+            if not url:
+                continue
+            try:
+                parts = urlsplit(url)
+                usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+            except ValueError:  # "http://[::1/hooks": an unclosed IPv6 bracket.
+                usable = False
+            if not usable:
+                try:
+                    shown = redact_url(url)
+                except ValueError:
+                    shown = url.split("@")[-1]
+                raise ValueError(
+                    f"{shown!r} is not an http:// or https:// URL with a host; "
+                    "use e.g. https://portal.example.com/hooks (comma-separated for several)"
+                )
         return value
 
     @field_validator("broker_url")

@@ -318,6 +318,13 @@ class WebhookOutbox:
 Pool = urllib3.PoolManager | urllib3.HTTPConnectionPool
 
 
+def _close(pool: Pool) -> None:
+    if isinstance(pool, urllib3.PoolManager):
+        pool.clear()
+    else:
+        pool.close()
+
+
 @dataclass(frozen=True)
 class SendResult:
     delivered: int
@@ -377,19 +384,27 @@ class WebhookSender:
             else:
                 # A connection pool of the endpoint's own, asked with the path:
                 # a PoolManager parsed the URL and looked its pool up again for
-                # every POST, a quarter of the sender's CPU per webhook.
+                # every POST, a quarter of the sender's CPU per webhook. Its
+                # helper takes any scheme but https for http: a row written
+                # under an older, mistyped setting must fail, not go out
+                # unencrypted.
                 url = urllib3.util.parse_url(endpoint)
-                route = (urllib3.connection_from_url(endpoint, **self._options), url.request_uri)
-            # Lanes may race here; the loser's pool is simply dropped.
-            self._routes[endpoint] = route
+                if url.scheme not in ("http", "https"):
+                    raise urllib3.exceptions.URLSchemeUnknown(url.scheme or "")
+                pool = urllib3.connection_from_url(endpoint, **self._options)
+                route = (pool, url.request_uri)
+            # Lanes may race here: the first route stays, the loser's pool is closed.
+            kept = self._routes.setdefault(endpoint, route)
+            if kept is not route:
+                _close(route[0])
+            route = kept
         return route
 
     def close(self) -> None:
         for pool, _ in self._routes.values():
-            if isinstance(pool, urllib3.PoolManager):
-                pool.clear()
-            else:
-                pool.close()
+            _close(pool)
+        # A closed pool refuses every request: the next use makes new ones.
+        self._routes.clear()
         if self._lanes is not None:
             self._lanes.shutdown(wait=False)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import urllib3
+from pydantic import ValidationError
 from sqlalchemy import Engine, insert
 from standardwebhooks.webhooks import Webhook
 
@@ -420,9 +421,7 @@ def test_an_endpoint_that_does_not_parse_fails_the_message_with_the_reason(
     broken = "http://[::1/hooks"
     queue_webhooks(engine, broken, [delivered(engine)], (WebhookType.SENT,))
     sender = WebhookSender(
-        WebhookOutbox(engine),
-        Settings(webhook_url=broken, webhook_secret=SECRET),
-        clock=lambda: NOW,
+        WebhookOutbox(engine), Settings(webhook_secret=SECRET), clock=lambda: NOW
     )
     assert sender.send_due().retried == 1
     sender.close()
@@ -535,3 +534,68 @@ def test_a_batch_writes_webhooks_only_for_the_deliveries_still_its_own(engine: E
     for message in WebhookOutbox(engine).messages():
         counts[message.delivery_id] = counts.get(message.delivery_id, 0) + 1
     assert counts == {ours.delivery.id: 1, gone.delivery.id: 1}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "htps://portal.example.com/hooks",
+        "portal.example.com/hooks",
+        "https:///hooks",
+        "http://[::1/hooks",
+    ],
+)
+def test_a_webhook_url_must_name_an_http_or_https_receiver(url: str) -> None:
+    with pytest.raises(ValidationError, match="is not an http:// or https:// URL") as refused:
+        Settings(
+            webhook_url=f"https://hook:s3cret@ok.example.com/hooks, {url}", webhook_secret=SECRET
+        )
+    # The error is printed to logs: it never repeats a password of the setting.
+    assert "s3cret" not in str(refused.value)
+
+
+def test_a_refused_webhook_url_does_not_show_its_password() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(webhook_url="htps://hook:s3cret@portal.example.com/hooks", webhook_secret=SECRET)
+    assert "s3cret" not in str(refused.value)
+    assert "portal.example.com" in str(refused.value)
+
+
+def test_a_row_with_a_mistyped_scheme_fails_instead_of_going_out_unencrypted(
+    engine: Engine,
+) -> None:
+    """A row written under an older setting: urllib3's helper would have used plain HTTP."""
+    seen: list[Request] = []
+
+    def respond(request: Request) -> int:
+        seen.append(request)
+        return 204
+
+    with scripted_receiver(respond) as receiver:
+        mistyped = receiver.url.replace("http://", "htp://")
+        queue_webhooks(engine, mistyped, [delivered(engine)], (WebhookType.SENT,))
+        sender = WebhookSender(
+            WebhookOutbox(engine), Settings(webhook_secret=SECRET), clock=lambda: NOW
+        )
+        assert sender.send_due().retried == 1
+        sender.close()
+        assert seen == []
+    [message] = WebhookOutbox(engine).messages(WebhookStatus.PENDING)
+    assert (message.last_error or "").startswith("URLSchemeUnknown: ")
+
+
+def test_a_closed_sender_can_send_again(engine: Engine) -> None:
+    with scripted_receiver(lambda request: 204) as receiver:
+        sender = WebhookSender(
+            WebhookOutbox(engine),
+            Settings(webhook_url=receiver.url, webhook_secret=SECRET),
+            clock=lambda: NOW,
+        )
+        queue_webhooks(engine, receiver.url, [delivered(engine)], (WebhookType.SENT,))
+        assert sender.send_due().delivered == 1
+        sender.close()
+        queue_webhooks(
+            engine, receiver.url, [delivered(engine, "jo@example.com")], (WebhookType.SENT,)
+        )
+        assert sender.send_due().delivered == 1
+        sender.close()
