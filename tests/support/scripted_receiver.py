@@ -19,6 +19,8 @@ from pathlib import Path
 class Request:
     headers: dict[str, str]
     content: bytes
+    # The request line's target: a path, or the whole URL when it came to a proxy.
+    target: str = ""
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ def scripted_receiver(
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             headers = {k.lower(): v for k, v in self.headers.items()}
-            status = respond(Request(headers, body))
+            status = respond(Request(headers, body, self.path))
             self.send_response(status)
             self.send_header("content-length", "0")
             self.end_headers()

@@ -396,6 +396,37 @@ def test_webhooks_go_through_the_proxy_the_environment_names(
     sender.close()
 
 
+def test_a_webhook_goes_through_an_http_proxy_with_its_credentials(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scripted server plays a forwarding proxy: it sees the whole URL and the credentials."""
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    seen: list[Request] = []
+
+    def respond(request: Request) -> int:
+        seen.append(request)
+        return 204
+
+    url = "http://portal.example.test/hooks"
+    with scripted_receiver(respond) as proxy:
+        address = proxy.url.removesuffix("/hooks").replace("http://", "http://relay:pa%24s@")
+        monkeypatch.setenv("HTTP_PROXY", address)
+        queue_webhooks(engine, url, [delivered(engine)], (WebhookType.SENT,))
+        sender = WebhookSender(
+            WebhookOutbox(engine),
+            Settings(webhook_url=url, webhook_secret=SECRET),
+            clock=lambda: NOW,
+        )
+        assert sender.send_due().delivered == 1
+        sender.close()
+    [request] = seen
+    assert request.target == url
+    assert request.headers["proxy-authorization"] == "Basic cmVsYXk6cGEkcw=="
+    assert request.headers["host"] == "portal.example.test"
+    assert json.loads(request.content)["type"] == "delivery.sent"
+
+
 def test_a_proxy_url_urllib3_cannot_use_fails_the_message_with_the_reason(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
