@@ -142,6 +142,7 @@ def main() -> None:
             engine.dispose()
             receiver.stop()
             cleanup()
+    rounds = [{key: round(value, 3) for key, value in row.items()} for row in rounds]
     medians = {key: statistics.median(row[key] for row in rounds) for key in rounds[0]}
     result: dict[str, Any] = {
         "cores": os.cpu_count(),
@@ -149,9 +150,10 @@ def main() -> None:
         "medians": medians,
         "rounds": rounds,
     }
-    print(json.dumps(result, indent=2, default=lambda v: round(v, 3)))
+    text = json.dumps(result, indent=2)
+    print(text)
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2, default=lambda v: round(v, 3)) + "\n")
+        args.json.write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -159,23 +159,19 @@ class Settings(BaseSettings):
     def _http_receivers(cls, value: str) -> str:
         # Signed payloads name people: a mistyped scheme must not send them
         # anywhere, least of all unencrypted to port 80.
-        for url in (part.strip() for part in value.split(",")):
-            if not url:
-                continue
+        for url in _receivers(value):
             try:
                 parts = urlsplit(url)
-                usable = parts.scheme in ("http", "https") and bool(parts.hostname)
             except ValueError:  # "http://[::1/hooks": an unclosed IPv6 bracket.
-                usable = False
-            if not usable:
-                try:
-                    shown = redact_url(url)
-                except ValueError:
-                    shown = url.split("@")[-1]
-                raise ValueError(
-                    f"{shown!r} is not an http:// or https:// URL with a host; "
-                    "use e.g. https://portal.example.com/hooks (comma-separated for several)"
-                )
+                shown = url.rpartition("@")[2]
+            else:
+                if parts.scheme in ("http", "https") and parts.hostname:
+                    continue
+                shown = redact_url(url)
+            raise ValueError(
+                f"{shown!r} is not an http:// or https:// URL with a host; "
+                "use e.g. https://portal.example.com/hooks (comma-separated for several)"
+            )
         return value
 
     @field_validator("broker_url")
@@ -214,9 +210,19 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def webhook_endpoints(self) -> tuple[str, ...]:
+        """The receivers' URLs; none: webhooks off."""
+        return _receivers(self.webhook_url)
+
+    @property
     def sending_lease_seconds(self) -> float:
         """How long a delivery may stay "sending" before it counts as abandoned."""
         return 3 * self.smtp_timeout
+
+
+def _receivers(setting: str) -> tuple[str, ...]:
+    """DISPATCHER_WEBHOOK_URL's comma-separated URLs, blanks dropped."""
+    return tuple(url.strip() for url in setting.split(",") if url.strip())
 
 
 @functools.cache

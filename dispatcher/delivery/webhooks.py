@@ -124,7 +124,7 @@ def _view(row: Any) -> WebhookView:
 
 def endpoints(config: Settings) -> tuple[str, ...]:
     """The receivers' URLs (``DISPATCHER_WEBHOOK_URL``, comma-separated); none: webhooks off."""
-    return tuple(url.strip() for url in config.webhook_url.split(",") if url.strip())
+    return config.webhook_endpoints
 
 
 def outcome_rows(
@@ -358,16 +358,18 @@ class WebhookSender:
         self._routes: dict[str, tuple[Pool, str]] = {}
         self._lanes: ThreadPoolExecutor | None = None
 
-    def pool_for(self, endpoint: str) -> Pool:
-        """The pool that reaches ``endpoint``: through the proxy the environment
-        names (HTTPS_PROXY, HTTP_PROXY, NO_PROXY, as curl and httpx read them), or direct."""
-        return self._route(endpoint)[0]
-
-    def _route(self, endpoint: str) -> tuple[Pool, str]:
-        """The pool for ``endpoint`` and what its request line names."""
+    def route(self, endpoint: str) -> tuple[Pool, str]:
+        """The pool that reaches ``endpoint`` and what its request line names: through
+        the proxy the environment names (HTTPS_PROXY, HTTP_PROXY, NO_PROXY, as curl and
+        httpx read them) with the whole URL, or the endpoint's own pool with the path."""
         route = self._routes.get(endpoint)
         if route is None:
             parts = urlsplit(endpoint)
+            # Settings refuse other schemes, but a row written under an older,
+            # mistyped setting must fail here, not go out unencrypted:
+            # urllib3's connection_from_url takes anything but https for http.
+            if parts.scheme not in ("http", "https"):
+                raise urllib3.exceptions.URLSchemeUnknown(parts.scheme)
             proxy = urllib.request.getproxies().get(parts.scheme)
             if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
                 # Credentials in the proxy's URL become its Proxy-Authorization.
@@ -384,15 +386,9 @@ class WebhookSender:
             else:
                 # A connection pool of the endpoint's own, asked with the path:
                 # a PoolManager parsed the URL and looked its pool up again for
-                # every POST, a quarter of the sender's CPU per webhook. Its
-                # helper takes any scheme but https for http: a row written
-                # under an older, mistyped setting must fail, not go out
-                # unencrypted.
-                url = urllib3.util.parse_url(endpoint)
-                if url.scheme not in ("http", "https"):
-                    raise urllib3.exceptions.URLSchemeUnknown(url.scheme or "")
+                # every POST, a quarter of the sender's CPU per webhook.
                 pool = urllib3.connection_from_url(endpoint, **self._options)
-                route = (pool, url.request_uri)
+                route = (pool, urllib3.util.parse_url(endpoint).request_uri)
             # Lanes may race here: the first route stays, the loser's pool is closed.
             kept = self._routes.setdefault(endpoint, route)
             if kept is not route:
@@ -515,7 +511,7 @@ class WebhookSender:
             # that does not parse (a row written under an older setting) fails
             # this message with the reason, retried like any failure, instead of
             # the whole round with a traceback.
-            pool, target = self._route(message.endpoint)
+            pool, target = self.route(message.endpoint)
             response = pool.urlopen(
                 "POST", target, body=body.encode(), headers=headers, redirect=False
             )

@@ -20,7 +20,7 @@ class Request:
     headers: dict[str, str]
     content: bytes
     # The request line's target: a path, or the whole URL when it came to a proxy.
-    target: str = ""
+    target: str
 
 
 @dataclass(frozen=True)

@@ -220,6 +220,23 @@ def test_outcomes_write_their_webhooks_in_the_same_transaction(engine: Engine) -
     assert message.payload["data"]["delivery_id"] == claimed.delivery.id
 
 
+def sender_at_now(engine: Engine, url: str = "") -> WebhookSender:
+    """A sender whose clock stands at NOW, for ``url`` (none: only rows already queued)."""
+    return WebhookSender(
+        WebhookOutbox(engine), Settings(webhook_url=url, webhook_secret=SECRET), clock=lambda: NOW
+    )
+
+
+def queue_numbered(engine: Engine, count: int) -> None:
+    """``count`` pending webhooks msg_00000, msg_00001, ..., due at NOW."""
+    rows = [
+        OutboxRow(f"msg_{number:05d}", "http://portal.test/hooks", WebhookType.SENT, number, {})
+        for number in range(count)
+    ]
+    with engine.begin() as connection:
+        connection.execute(insert(WebhookMessage), [row.values(NOW) for row in rows])
+
+
 def queue_webhooks(
     engine: Engine, url: str, views: list[DeliveryView], kinds: tuple[WebhookType, ...]
 ) -> int:
@@ -320,11 +337,7 @@ def test_webhooks_go_several_at_once_and_each_deliverys_in_order(engine: Engine)
     views = [delivered(engine, f"p{number}@example.com") for number in range(8)]
     with scripted_receiver(respond) as receiver:
         count = queue_webhooks(engine, receiver.url, views, (WebhookType.DELAYED, WebhookType.SENT))
-        sender = WebhookSender(
-            WebhookOutbox(engine),
-            Settings(webhook_url=receiver.url, webhook_secret=SECRET),
-            clock=lambda: NOW,
-        )
+        sender = sender_at_now(engine, receiver.url)
         assert sender.send_due().delivered == count
         sender.close()
     assert not together.broken
@@ -346,11 +359,7 @@ def test_a_receiver_that_is_down_is_asked_at_most_once_per_lane_in_a_round(
     views = [delivered(engine, f"q{number}@example.com") for number in range(8)]
     with scripted_receiver(down) as receiver:
         count = queue_webhooks(engine, receiver.url, views, (WebhookType.SENT,))
-        sender = WebhookSender(
-            WebhookOutbox(engine),
-            Settings(webhook_url=receiver.url, webhook_secret=SECRET),
-            clock=lambda: NOW,
-        )
+        sender = sender_at_now(engine, receiver.url)
         result = sender.send_due()
         sender.close()
     assert (result.delivered, result.retried, result.failed) == (0, count, 0)
@@ -365,9 +374,7 @@ def test_a_receiver_nobody_listens_on_is_retried_with_the_reason(engine: Engine)
         closed.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{closed.getsockname()[1]}/hooks"
     count = queue_webhooks(engine, url, [delivered(engine)], (WebhookType.SENT,))
-    sender = WebhookSender(
-        WebhookOutbox(engine), Settings(webhook_url=url, webhook_secret=SECRET), clock=lambda: NOW
-    )
+    sender = sender_at_now(engine, url)
     assert sender.send_due().retried == count
     [message] = WebhookOutbox(engine).messages(WebhookStatus.PENDING)
     assert "refused" in (message.last_error or "").lower()
@@ -385,14 +392,18 @@ def test_webhooks_go_through_the_proxy_the_environment_names(
     monkeypatch.delenv("https_proxy", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     sender = WebhookSender(WebhookOutbox(engine), Settings())
-    through = sender.pool_for("https://portal.example.com/hooks")
+    through, target = sender.route("https://portal.example.com/hooks")
     assert isinstance(through, urllib3.ProxyManager)
     assert through.proxy is not None
     assert through.proxy.host == "proxy.internal"
     # user:password from the URL, percent-decoded, as Basic credentials.
     assert through.proxy_headers == {"proxy-authorization": "Basic d2ViaG9va3M6c0BjcmV0"}
-    assert not isinstance(sender.pool_for("https://portal.internal/hooks"), urllib3.ProxyManager)
-    assert not isinstance(sender.pool_for("http://portal.example.com/hooks"), urllib3.ProxyManager)
+    # Through a proxy the request line names the whole URL; direct, the path.
+    assert target == "https://portal.example.com/hooks"
+    for direct in ("https://portal.internal/hooks", "http://portal.example.com/hooks"):
+        pool, target = sender.route(direct)
+        assert not isinstance(pool, urllib3.ProxyManager)
+        assert target == "/hooks"
     sender.close()
 
 
@@ -413,11 +424,7 @@ def test_a_webhook_goes_through_an_http_proxy_with_its_credentials(
         address = proxy.url.removesuffix("/hooks").replace("http://", "http://relay:pa%24s@")
         monkeypatch.setenv("HTTP_PROXY", address)
         queue_webhooks(engine, url, [delivered(engine)], (WebhookType.SENT,))
-        sender = WebhookSender(
-            WebhookOutbox(engine),
-            Settings(webhook_url=url, webhook_secret=SECRET),
-            clock=lambda: NOW,
-        )
+        sender = sender_at_now(engine, url)
         assert sender.send_due().delivered == 1
         sender.close()
     [request] = seen
@@ -435,9 +442,7 @@ def test_a_proxy_url_urllib3_cannot_use_fails_the_message_with_the_reason(
     monkeypatch.setenv("HTTP_PROXY", "ftp://proxy.internal:21")
     url = "http://portal.example.test/hooks"
     queue_webhooks(engine, url, [delivered(engine)], (WebhookType.SENT,))
-    sender = WebhookSender(
-        WebhookOutbox(engine), Settings(webhook_url=url, webhook_secret=SECRET), clock=lambda: NOW
-    )
+    sender = sender_at_now(engine, url)
     assert sender.send_due().retried == 1
     sender.close()
     [message] = WebhookOutbox(engine).messages(WebhookStatus.PENDING)
@@ -451,9 +456,7 @@ def test_an_endpoint_that_does_not_parse_fails_the_message_with_the_reason(
     """A row written under an older DISPATCHER_WEBHOOK_URL, say: one line, not a traceback."""
     broken = "http://[::1/hooks"
     queue_webhooks(engine, broken, [delivered(engine)], (WebhookType.SENT,))
-    sender = WebhookSender(
-        WebhookOutbox(engine), Settings(webhook_secret=SECRET), clock=lambda: NOW
-    )
+    sender = sender_at_now(engine)
     assert sender.send_due().retried == 1
     sender.close()
     [message] = WebhookOutbox(engine).messages(WebhookStatus.PENDING)
@@ -493,12 +496,7 @@ def test_a_receivers_certificate_is_checked(
 
 def test_a_claim_takes_at_most_its_limit_however_much_is_due(engine: Engine) -> None:
     """Two thousand pending webhooks, claims of 100: each gets 100 of its own, in order."""
-    rows = [
-        OutboxRow(f"msg_{number:05d}", "http://portal.test/hooks", WebhookType.SENT, number, {})
-        for number in range(2000)
-    ]
-    with engine.begin() as connection:
-        connection.execute(insert(WebhookMessage), [row.values(NOW) for row in rows])
+    queue_numbered(engine, 2000)
     outbox = WebhookOutbox(engine)
     first = outbox.claim_due(NOW, timedelta(minutes=5), limit=100)
     second = outbox.claim_due(NOW, timedelta(minutes=5), limit=100)
@@ -507,12 +505,7 @@ def test_a_claim_takes_at_most_its_limit_however_much_is_due(engine: Engine) -> 
 
 
 def test_senders_claiming_at_once_never_take_the_same_webhook(engine: Engine) -> None:
-    rows = [
-        OutboxRow(f"msg_{number:05d}", "http://portal.test/hooks", WebhookType.SENT, number, {})
-        for number in range(600)
-    ]
-    with engine.begin() as connection:
-        connection.execute(insert(WebhookMessage), [row.values(NOW) for row in rows])
+    queue_numbered(engine, 600)
     outbox = WebhookOutbox(engine)
     start = threading.Barrier(6, timeout=10)
 
@@ -605,9 +598,7 @@ def test_a_row_with_a_mistyped_scheme_fails_instead_of_going_out_unencrypted(
     with scripted_receiver(respond) as receiver:
         mistyped = receiver.url.replace("http://", "htp://")
         queue_webhooks(engine, mistyped, [delivered(engine)], (WebhookType.SENT,))
-        sender = WebhookSender(
-            WebhookOutbox(engine), Settings(webhook_secret=SECRET), clock=lambda: NOW
-        )
+        sender = sender_at_now(engine)
         assert sender.send_due().retried == 1
         sender.close()
         assert seen == []
@@ -617,11 +608,7 @@ def test_a_row_with_a_mistyped_scheme_fails_instead_of_going_out_unencrypted(
 
 def test_a_closed_sender_can_send_again(engine: Engine) -> None:
     with scripted_receiver(lambda request: 204) as receiver:
-        sender = WebhookSender(
-            WebhookOutbox(engine),
-            Settings(webhook_url=receiver.url, webhook_secret=SECRET),
-            clock=lambda: NOW,
-        )
+        sender = sender_at_now(engine, receiver.url)
         queue_webhooks(engine, receiver.url, [delivered(engine)], (WebhookType.SENT,))
         assert sender.send_due().delivered == 1
         sender.close()
